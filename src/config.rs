@@ -1,0 +1,80 @@
+//! The command line and the environment: what `entitled` is asked to do.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::secret::Secret;
+
+/// Turns payment-provider webhooks into entitlements.
+#[derive(Debug, Parser)]
+#[command(name = "entitled", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// SQLite (created if missing) or PostgreSQL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://entitled.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ENTITLED_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Largest webhook body accepted, in bytes; larger is 413.
+    #[arg(long, env = "ENTITLED_MAX_BODY_BYTES", default_value_t = 262_144)]
+    pub max_body_bytes: usize,
+
+    /// Bootstrap admin token. Unset on a fresh database: one is generated,
+    /// stored hashed and printed once to stderr.
+    #[arg(long = "admin-token", env = "ENTITLED_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub admin_token: Option<Secret>,
+}
+
+fn parse_secret(raw: &str) -> Result<Secret, String> {
+    if raw.trim().len() < 16 {
+        Err("the admin token must be at least 16 characters".into())
+    } else {
+        Ok(Secret::new(raw.trim()))
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl LogFormat {
+    /// `ENTITLED_LOG_FORMAT`: `pretty` (default) or `json`.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("ENTITLED_LOG_FORMAT") {
+            Err(_) => Ok(Self::Pretty),
+            Ok(raw) => Self::from_str(raw.trim(), true)
+                .map_err(|_| format!("ENTITLED_LOG_FORMAT must be pretty or json, not {raw:?}")),
+        }
+    }
+}

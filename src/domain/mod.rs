@@ -1,0 +1,264 @@
+//! The pure centre: state machines, the access decision and the value types they
+//! speak in. Nothing here reads a clock, touches a database or knows about HTTP:
+//! time is passed in, so every rule can be tested exhaustively.
+
+pub mod access;
+pub mod order;
+pub mod subscription;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Why a raw value could not become a domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+/// A customer's email, normalised once (trimmed, lower-cased) so that every
+/// comparison everywhere else is a plain string equality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let normalised = raw.trim().to_lowercase();
+        let valid = normalised.len() <= 320
+            && !normalised.chars().any(char::is_whitespace)
+            && matches!(normalised.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        if valid {
+            Ok(Self(normalised))
+        } else {
+            Err(InvalidValue(format!("{raw:?} is not an email address")))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A product key such as `pro`: what access checks ask about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProductKey(String);
+
+impl ProductKey {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 200 || raw.chars().any(|c| c.is_control()) {
+            return Err(InvalidValue(format!(
+                "{raw:?} is not a product key (1 to 200 printable characters)"
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProductKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An integration id: the URL-safe slug in `POST /v1/webhooks/{integration}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct IntegrationId(String);
+
+impl IntegrationId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidValue(format!(
+                "{raw:?} is not an integration id (1 to 64 of a-z, 0-9, '-', '_')"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IntegrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The payment providers `entitled` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Zenofy,
+    Zid,
+    Zenobank,
+    Zaypay,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] = [Self::Zenofy, Self::Zid, Self::Zenobank, Self::Zaypay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zenofy => "zenofy",
+            Self::Zid => "zid",
+            Self::Zenobank => "zenobank",
+            Self::Zaypay => "zaypay",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
+/// What one delivery did. Every authenticated delivery gets exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    Stale,
+    Rejected,
+    Noted,
+    Ignored,
+    Unmatched,
+    Malformed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Self::Applied,
+        Self::Duplicate,
+        Self::Stale,
+        Self::Rejected,
+        Self::Noted,
+        Self::Ignored,
+        Self::Unmatched,
+        Self::Malformed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+            Self::Rejected => "rejected",
+            Self::Noted => "noted",
+            Self::Ignored => "ignored",
+            Self::Unmatched => "unmatched",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == raw)
+    }
+}
+
+/// A product's access policy. Products nobody configured use [`Policy::default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub grace_period_seconds: i64,
+    pub suspended_access: bool,
+    pub canceled_access: CanceledAccess,
+    /// How long a paid one-time purchase grants access; `None` is for ever.
+    pub purchase_access_seconds: Option<i64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            grace_period_seconds: 259_200,
+            suspended_access: false,
+            canceled_access: CanceledAccess::Immediate,
+            purchase_access_seconds: None,
+        }
+    }
+}
+
+/// Whether a canceled subscription keeps access until its paid period ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CanceledAccess {
+    Immediate,
+    PeriodEnd,
+}
+
+impl CanceledAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Immediate => "immediate",
+            Self::PeriodEnd => "period_end",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "immediate" => Some(Self::Immediate),
+            "period_end" => Some(Self::PeriodEnd),
+            _ => None,
+        }
+    }
+}
+
+/// An instant, as the domain sees it.
+pub type Instant = OffsetDateTime;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn strings_without_an_at_sign_are_not_emails() {
+        for raw in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a b@example.com",
+            "a@b@c",
+        ] {
+            assert!(Email::parse(raw).is_err(), "{raw:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn integration_ids_are_url_safe_slugs() {
+        assert!(IntegrationId::parse("zenofy-main_2").is_ok());
+        for raw in ["", "Zenofy", "a/b", "a b", "é"] {
+            assert!(
+                IntegrationId::parse(raw).is_err(),
+                "{raw:?} should be rejected"
+            );
+        }
+    }
+}

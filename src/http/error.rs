@@ -1,0 +1,166 @@
+//! Every error the API answers, mapped to RFC 9457 problem details in exactly
+//! one place. Internal errors are logged here and never shown to the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::Outcome;
+use crate::store::StoreError;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field the problem is about, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For a `malformed` webhook delivery: the stored delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// An error a handler can return.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    Invalid {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("webhook authentication failed")]
+    WebhookUnauthorized,
+    #[error("this token's scope does not reach this endpoint")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{detail}")]
+    Malformed {
+        field: Option<String>,
+        detail: String,
+        delivery_id: String,
+    },
+    #[error("storage is unavailable; try again")]
+    Unavailable,
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A 400 about one request field.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: Some(field.to_owned()),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound(what.into())
+    }
+
+    fn problem(&self) -> (StatusCode, Problem) {
+        let (status, slug, title) = match self {
+            Self::Invalid { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+            ),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::WebhookUnauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "webhook-unauthorized",
+                "Webhook authentication failed",
+            ),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            Self::Malformed { .. } => (
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "Malformed webhook payload",
+            ),
+            Self::Unavailable
+            | Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
+            | Self::Store(StoreError::Contention(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Storage unavailable",
+            ),
+            Self::Store(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        };
+        let detail = match self {
+            // Never show storage internals.
+            Self::Store(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                "storage is unavailable; try again".to_owned()
+            }
+            Self::Store(_) => "an internal error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        let (field, delivery_id, outcome) = match self {
+            Self::Invalid { field, .. } => (field.clone(), None, None),
+            Self::Malformed {
+                field, delivery_id, ..
+            } => (
+                field.clone(),
+                Some(delivery_id.clone()),
+                Some(Outcome::Malformed),
+            ),
+            _ => (None, None, None),
+        };
+        (
+            status,
+            Problem {
+                kind: format!("urn:entitled:problem:{slug}"),
+                title: title.to_owned(),
+                status: status.as_u16(),
+                detail,
+                field,
+                delivery_id,
+                outcome,
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, problem) = self.problem();
+        if let Self::Store(e) = &self {
+            tracing::error!(error = %e, "request failed in storage");
+        }
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

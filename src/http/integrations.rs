@@ -1,0 +1,189 @@
+//! `/v1/admin/integrations`: configured webhook sources.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Params};
+use super::pagination::{self, Page};
+use crate::domain::{Instant, IntegrationId, ProductKey, Provider};
+use crate::secret::Secret;
+use crate::store::Integration;
+use crate::time_fmt::serde_rfc3339;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/integrations", get(list))
+        .route(
+            "/v1/admin/integrations/{id}",
+            get(show).put(put).delete(delete),
+        )
+}
+
+/// Create or replace an integration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntegrationBody {
+    provider: String,
+    secret: String,
+    #[serde(default)]
+    product_map: BTreeMap<String, String>,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// An integration as shown: never with its secret.
+#[derive(Debug, Serialize)]
+pub struct IntegrationView {
+    pub id: String,
+    pub provider: Provider,
+    pub product_map: BTreeMap<String, String>,
+    pub enabled: bool,
+    /// Where the provider should POST: relative to this service's base URL.
+    pub webhook_path: String,
+    #[serde(with = "serde_rfc3339")]
+    pub created_at: Instant,
+    #[serde(with = "serde_rfc3339")]
+    pub updated_at: Instant,
+}
+
+impl From<Integration> for IntegrationView {
+    fn from(i: Integration) -> Self {
+        Self {
+            webhook_path: format!("/v1/webhooks/{}", i.id),
+            id: i.id.to_string(),
+            provider: i.provider,
+            product_map: i
+                .product_map
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect(),
+            enabled: i.enabled,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Creates the integration, or replaces it (secret included). 201 when created.
+async fn put(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    Body(body): Body<IntegrationBody>,
+) -> ApiResult<(StatusCode, Json<IntegrationView>)> {
+    let id = IntegrationId::parse(&id).map_err(|e| ApiError::invalid("id", e.0))?;
+    let provider = Provider::parse(&body.provider).ok_or_else(|| {
+        ApiError::invalid(
+            "provider",
+            format!(
+                "`provider` must be one of zenofy, zid, zenobank, zaypay, not {:?}",
+                body.provider
+            ),
+        )
+    })?;
+    if !crate::providers::supported(provider) {
+        return Err(ApiError::invalid(
+            "provider",
+            format!(
+                "provider {} is not supported by this version",
+                provider.as_str()
+            ),
+        ));
+    }
+    crate::providers::check_secret(provider, &body.secret)
+        .map_err(|detail| ApiError::invalid("secret", detail))?;
+    let product_map = body
+        .product_map
+        .iter()
+        .map(|(external, key)| {
+            ProductKey::parse(key)
+                .map(|key| (external.clone(), key))
+                .map_err(|e| ApiError::invalid(&format!("product_map.{external}"), e.0))
+        })
+        .collect::<Result<_, _>>()?;
+    let (integration, created) = state
+        .store
+        .put_integration(
+            &id,
+            provider,
+            &Secret::new(body.secret),
+            &product_map,
+            body.enabled,
+            crate::time_fmt::now(),
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(integration.into())))
+}
+
+/// All integrations, by id.
+async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Params(query): Params<ListQuery>,
+) -> ApiResult<Json<Page<IntegrationView>>> {
+    let limit = pagination::limit(query.limit.as_deref())?;
+    let rows: Vec<_> = state
+        .store
+        .integrations()
+        .await?
+        .into_iter()
+        .filter(|i| query.cursor.as_deref().is_none_or(|c| i.id.as_str() > c))
+        .take(limit as usize + 1)
+        .collect();
+    Ok(Json(pagination::page(
+        rows,
+        limit,
+        |i| i.id.to_string(),
+        Into::into,
+    )))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IntegrationView>> {
+    let integration = state
+        .store
+        .integration(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no integration {id:?}")))?;
+    Ok(Json(integration.into()))
+}
+
+/// Deletes the integration: its URL stops accepting deliveries (404). What it
+/// delivered (deliveries, subscriptions, history, entitlements) stays.
+async fn delete(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state.store.delete_integration(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no integration {id:?}")))
+    }
+}

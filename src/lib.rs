@@ -1,0 +1,117 @@
+//! `entitled`: payment-provider webhooks in, entitlements out.
+//!
+//! The layers, from the centre out: [`domain`] (pure state machines and the
+//! access decision), [`providers`] (wire payloads to domain events), [`store`]
+//! (the only SQL), [`ingest`] (one delivery's path) and [`http`] (thin handlers).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod providers;
+pub mod secret;
+pub mod store;
+pub mod time_fmt;
+
+use std::sync::Arc;
+
+pub use http::{AppState, Settings, app};
+
+use config::{DatabaseArgs, LogFormat, ServeArgs};
+use store::Store;
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Sets up tracing: `RUST_LOG` filters (default `info`), `format` shapes lines.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+/// `entitled migrate`.
+pub async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
+    let store = Store::connect_without_migrating(&args.database_url).await?;
+    let applied = store.migrate().await?;
+    tracing::info!(applied, "migrations up to date");
+    store.close().await;
+    Ok(())
+}
+
+/// `entitled serve`: migrate, make sure an admin token exists, serve until
+/// SIGTERM or Ctrl-C, then let in-flight requests finish.
+pub async fn serve(args: ServeArgs) -> Result<(), Error> {
+    let store = Store::connect(&args.database.database_url).await?;
+    if let Some(token) = store
+        .bootstrap_admin_token(args.admin_token.as_ref(), time_fmt::now())
+        .await?
+    {
+        // Shown once, on stderr, never logged: only its hash is stored.
+        eprintln!(
+            "\nGenerated the bootstrap admin token (shown only this once; store it safely):\n\n    {}\n",
+            token.expose()
+        );
+    }
+    let state = AppState {
+        store: store.clone(),
+        settings: Arc::new(Settings {
+            max_body_bytes: args.max_body_bytes,
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(%addr, engine = ?store.engine(), "entitled listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(Error::Serve)?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

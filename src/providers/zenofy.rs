@@ -1,0 +1,77 @@
+//! Zenofy: SaaS subscription webhooks (`subscription.*`) and, told apart by
+//! `event`, order webhooks. Authentication is the shared secret itself, in the
+//! `X-Webhook-Secret` header or the `token` query parameter.
+
+use crate::domain::subscription::Event;
+use crate::secret::Secret;
+
+use super::{Fields, Malformed, Meaning, Parsed, Request, SubscriptionEvent, Unauthenticated};
+
+/// The header Zenofy puts the configured secret in.
+pub const SECRET_HEADER: &str = "x-webhook-secret";
+
+pub fn authenticate(secret: &Secret, request: &Request<'_>) -> Result<(), Unauthenticated> {
+    let by_header = request
+        .headers
+        .get(SECRET_HEADER)
+        .is_some_and(|v| secret.matches(v.as_bytes()));
+    let by_query = super::query_param(request.query, "token")
+        .is_some_and(|token| secret.matches(token.as_bytes()));
+    if by_header | by_query {
+        Ok(())
+    } else {
+        Err(Unauthenticated)
+    }
+}
+
+/// The canonical event for a Zenofy subscription `event` value.
+fn subscription_event(name: &str) -> Option<Event> {
+    Some(match name {
+        "subscription.created" => Event::Created,
+        "subscription.activated" => Event::Activated,
+        "subscription.renewed" => Event::Renewed,
+        "subscription.suspended" => Event::Suspended,
+        "subscription.canceled" => Event::Canceled,
+        "subscription.expired" => Event::Expired,
+        _ => return None,
+    })
+}
+
+pub fn parse(body: &[u8]) -> Result<Parsed, Malformed> {
+    let json = super::json(body)?;
+    let root = Fields::root(&json)?;
+    let name = root.str("event")?;
+    let Some(event) = subscription_event(name) else {
+        return Ok(Parsed {
+            event_name: Some(name.to_owned()),
+            meaning: Meaning::Ignored,
+        });
+    };
+    let external_id = root.id("subscriptionId")?;
+    let external_product = root.id("productId")?;
+    let email = root.email("customerEmail")?;
+    let period_start = root.opt_instant("currentPeriodStart")?;
+    let mut period_end = root.opt_instant("currentPeriodEnd")?;
+    if event == Event::Renewed
+        && let Some(renewal) = root.object("renewal")?
+        && let Some(new_end) = renewal.opt_instant("newPeriodEnd")?
+    {
+        period_end = Some(new_end);
+    }
+    Ok(Parsed {
+        event_name: Some(name.to_owned()),
+        meaning: Meaning::Subscription(SubscriptionEvent {
+            external_id,
+            event,
+            email,
+            external_product,
+            plan: None,
+            period_start,
+            period_end,
+        }),
+    })
+}
+
+#[cfg(test)]
+#[path = "zenofy_tests.rs"]
+mod tests;

@@ -1,0 +1,124 @@
+//! Integrations: configured webhook sources.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, StoreError, flag, instant, micros, text, trusted};
+use crate::domain::{Instant, IntegrationId, ProductKey, Provider};
+use crate::secret::Secret;
+
+/// One configured webhook source.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub provider: Provider,
+    pub secret: Secret,
+    /// External product id -> product key.
+    pub product_map: BTreeMap<String, ProductKey>,
+    pub enabled: bool,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+impl Integration {
+    /// The product key for a provider's product id: mapped, or the id itself.
+    pub fn product_key(&self, external: &str) -> Result<ProductKey, crate::domain::InvalidValue> {
+        match self.product_map.get(external) {
+            Some(key) => Ok(key.clone()),
+            None => ProductKey::parse(external),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, provider, secret, product_map, enabled, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Integration> {
+    let provider = text(row, "provider")?;
+    let map: BTreeMap<String, String> = serde_json::from_str(&text(row, "product_map")?)
+        .map_err(|e| StoreError::Corrupt(format!("integration product_map: {e}")))?;
+    Ok(Integration {
+        id: IntegrationId::parse(&text(row, "id")?)?,
+        provider: Provider::parse(&provider)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown provider {provider:?}")))?,
+        secret: Secret::new(text(row, "secret")?),
+        product_map: map
+            .into_iter()
+            .map(|(k, v)| Ok((k, ProductKey::parse(&v)?)))
+            .collect::<Result<_>>()?,
+        enabled: flag(row, "enabled")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+    })
+}
+
+impl Store {
+    /// Creates or replaces an integration; `true` when it was created.
+    pub async fn put_integration(
+        &self,
+        id: &IntegrationId,
+        provider: Provider,
+        secret: &Secret,
+        product_map: &BTreeMap<String, ProductKey>,
+        enabled: bool,
+        now: Instant,
+    ) -> Result<(Integration, bool)> {
+        let map: BTreeMap<&str, &str> = product_map
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let map = serde_json::to_string(&map).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _turn = self.write_turn().await;
+        let row = sqlx::query(trusted(format!(
+            "INSERT INTO integrations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (id) DO UPDATE SET provider = $2, secret = $3, product_map = $4,
+                 enabled = $5, updated_at = $6
+             RETURNING {COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(provider.as_str())
+        .bind(secret.expose())
+        .bind(map)
+        .bind(i64::from(enabled))
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await?;
+        let integration = from_row(&row)?;
+        let created =
+            integration.created_at == integration.updated_at && integration.created_at == now;
+        Ok((integration, created))
+    }
+
+    pub async fn integration(&self, id: &str) -> Result<Option<Integration>> {
+        sqlx::query(trusted(format!(
+            "SELECT {COLUMNS} FROM integrations WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    pub async fn integrations(&self) -> Result<Vec<Integration>> {
+        sqlx::query(trusted(format!(
+            "SELECT {COLUMNS} FROM integrations ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+
+    /// Deletes an integration; its deliveries, subscriptions and history stay.
+    pub async fn delete_integration(&self, id: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM integrations WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

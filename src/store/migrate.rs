@@ -1,0 +1,93 @@
+//! Applies the migrations embedded in the binary, once each, in order. Several
+//! processes starting together take turns (an advisory lock on PostgreSQL, a
+//! write transaction on SQLite).
+
+use sqlx::{Acquire, Row};
+
+use super::{Engine, Result, Store};
+
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "spine",
+    sqlite: include_str!("../../migrations/sqlite/0001_spine.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_spine.sql"),
+}];
+
+/// An arbitrary constant: the key of the PostgreSQL advisory lock.
+const LOCK_KEY: i64 = 0x656e_7469_746c;
+
+impl Store {
+    /// Applies every migration not yet applied; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize> {
+        let _turn = self.write_turn().await;
+        let mut conn = self.pool.acquire().await?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = self.apply_pending(&mut conn).await;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    async fn apply_pending(&self, conn: &mut sqlx::AnyConnection) -> Result<usize> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT PRIMARY KEY,
+                description TEXT NOT NULL,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let mut applied = 0;
+        for migration in MIGRATIONS {
+            let mut tx = conn.begin().await?;
+            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(migration.version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get::<i64, _>("version"))
+                .transpose()?
+                .is_some();
+            if done {
+                continue;
+            }
+            let sql = match self.engine {
+                Engine::Sqlite => migration.sqlite,
+                Engine::Postgres => migration.postgres,
+            };
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(super::micros(crate::time_fmt::now()))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(
+                version = migration.version,
+                migration.description,
+                "applied migration"
+            );
+            applied += 1;
+        }
+        Ok(applied)
+    }
+}

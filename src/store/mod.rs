@@ -1,0 +1,267 @@
+//! Storage: the only place with SQL. One set of statements serves SQLite and
+//! PostgreSQL through sqlx's `Any` driver (`$n` parameters, `ON CONFLICT`,
+//! `RETURNING`); only the DDL differs, in `migrations/<engine>/`. Instants travel
+//! as unix microseconds and booleans as 0/1, which both engines carry as integers.
+
+mod entitlements;
+mod ingest;
+mod integrations;
+mod migrate;
+mod products;
+mod subscriptions;
+mod tokens;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tokio::sync::Mutex;
+
+use crate::domain::{Instant, InvalidValue};
+use crate::time_fmt;
+
+pub use entitlements::EntitlementRow;
+pub use ingest::{Inbound, Recorded, Subject};
+pub use integrations::Integration;
+pub use products::Product;
+pub use subscriptions::{HistoryEntry, SubscriptionFilter, SubscriptionRecord};
+pub use tokens::{Scope, Token};
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// A storage failure. Details are for logs: the HTTP layer answers 500/503
+/// without them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("gave up after {0} attempts: the row kept changing under us")]
+    Contention(u32),
+}
+
+impl From<InvalidValue> for StoreError {
+    fn from(e: InvalidValue) -> Self {
+        Self::Corrupt(e.0)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How many times a transaction that lost a race is tried again.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// The database, behind one pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    /// SQLite has one writer at a time anyway; taking turns in-process avoids
+    /// `SQLITE_BUSY` on snapshot upgrades. PostgreSQL needs no such lock.
+    write_lock: Option<std::sync::Arc<Mutex<()>>>,
+}
+
+impl Store {
+    /// Connects and applies pending migrations. A SQLite file is created if
+    /// missing, in WAL mode with `synchronous=FULL` and a busy timeout.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let store = Self::connect_without_migrating(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect_without_migrating(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of(url).ok_or(StoreError::UnsupportedUrl)?;
+        let (url, options) = match engine {
+            Engine::Sqlite => (
+                sqlite_url(url),
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    }),
+            ),
+            Engine::Postgres => (url.to_owned(), AnyPoolOptions::new().max_connections(16)),
+        };
+        let pool = options
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await?;
+        Ok(Self {
+            pool,
+            engine,
+            write_lock: (engine == Engine::Sqlite).then(|| std::sync::Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Readiness: the database answers a query.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Takes the in-process write turn (SQLite only).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+}
+
+/// Adds `mode=rwc` so a missing SQLite file is created.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Whether a failed transaction lost a race and is worth running again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: BUSY (5, and extended codes ending in it), LOCKED (6).
+            // PostgreSQL: serialization failure, deadlock, unique violation
+            // (a concurrent first insert won).
+            matches!(
+                code.as_ref(),
+                "5" | "6" | "517" | "261" | "40001" | "40P01" | "23505"
+            ) || db.message().contains("database is locked")
+        }
+        sqlx::Error::PoolTimedOut => false,
+        _ => false,
+    }
+}
+
+/// Waits a little, more each time, before trying a lost race again.
+async fn backoff(attempt: u32) {
+    let micros = 200u64 * u64::from(attempt.min(20)) + u64::from(attempt % 7) * 97;
+    tokio::time::sleep(Duration::from_micros(micros)).await;
+}
+
+// Reading columns. `Any` has no date type: instants are integers.
+
+fn instant(row: &AnyRow, column: &str) -> Result<Instant> {
+    Ok(time_fmt::from_micros(row.try_get::<i64, _>(column)?))
+}
+
+fn opt_instant(row: &AnyRow, column: &str) -> Result<Option<Instant>> {
+    Ok(row
+        .try_get::<Option<i64>, _>(column)?
+        .map(time_fmt::from_micros))
+}
+
+fn text(row: &AnyRow, column: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+fn flag(row: &AnyRow, column: &str) -> Result<bool> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+fn micros(at: Instant) -> i64 {
+    time_fmt::to_micros(at)
+}
+
+fn opt_micros(at: Option<Instant>) -> Option<i64> {
+    at.map(time_fmt::to_micros)
+}
+
+/// SQL assembled from constants and numbered placeholders, never from values.
+fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+/// A fresh id: UUIDv7, so ids sort by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// `WHERE` clauses built from optional filters, every value bound.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    binds: Vec<String>,
+}
+
+impl Filter {
+    fn push(&mut self, column: &str, op: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.binds.push(value.to_owned());
+            self.clauses
+                .push(format!("{column} {op} ${}", self.binds.len()));
+        }
+    }
+
+    fn eq(&mut self, column: &str, value: Option<&str>) {
+        self.push(column, "=", value);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The next placeholder number, for a `LIMIT` after the filters.
+    fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    fn query(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(trusted(sql));
+        for value in &self.binds {
+            query = query.bind(value.as_str());
+        }
+        query
+    }
+}

@@ -1,0 +1,104 @@
+//! Products and their access policies.
+
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, StoreError, flag, instant, micros, text, trusted};
+use crate::domain::{CanceledAccess, Instant, Policy, ProductKey};
+
+/// A configured product.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub key: ProductKey,
+    pub policy: Policy,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+const COLUMNS: &str = "key, grace_period_seconds, suspended_access, canceled_access, \
+                       purchase_access_seconds, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Product> {
+    let canceled = text(row, "canceled_access")?;
+    Ok(Product {
+        key: ProductKey::parse(&text(row, "key")?)?,
+        policy: Policy {
+            grace_period_seconds: sqlx::Row::try_get(row, "grace_period_seconds")?,
+            suspended_access: flag(row, "suspended_access")?,
+            canceled_access: CanceledAccess::parse(&canceled)
+                .ok_or_else(|| StoreError::Corrupt(format!("canceled_access {canceled:?}")))?,
+            purchase_access_seconds: sqlx::Row::try_get(row, "purchase_access_seconds")?,
+        },
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+    })
+}
+
+impl Store {
+    /// Creates or replaces a product's policy and recomputes every entitlement
+    /// row of that product, in one transaction. `true` when it was created.
+    pub async fn put_product(
+        &self,
+        key: &ProductKey,
+        policy: &Policy,
+        now: Instant,
+    ) -> Result<(Product, bool)> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(trusted(format!(
+            "INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (key) DO UPDATE SET grace_period_seconds = $2, suspended_access = $3,
+                 canceled_access = $4, purchase_access_seconds = $5, updated_at = $6
+             RETURNING {COLUMNS}"
+        )))
+        .bind(key.as_str())
+        .bind(policy.grace_period_seconds)
+        .bind(i64::from(policy.suspended_access))
+        .bind(policy.canceled_access.as_str())
+        .bind(policy.purchase_access_seconds)
+        .bind(micros(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let product = from_row(&row)?;
+        super::entitlements::recompute_product(&mut tx, key, policy).await?;
+        tx.commit().await?;
+        let created = product.created_at == now && product.updated_at == now;
+        Ok((product, created))
+    }
+
+    pub async fn product(&self, key: &str) -> Result<Option<Product>> {
+        sqlx::query(trusted(format!(
+            "SELECT {COLUMNS} FROM products WHERE key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    pub async fn products(&self) -> Result<Vec<Product>> {
+        sqlx::query(trusted(format!(
+            "SELECT {COLUMNS} FROM products ORDER BY key"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+}
+
+/// The policy of a product inside a transaction: configured, or the defaults.
+pub(super) async fn policy_in(tx: &mut sqlx::AnyConnection, key: &ProductKey) -> Result<Policy> {
+    let row = sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM products WHERE key = $1"
+    )))
+    .bind(key.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(match row {
+        Some(row) => from_row(&row)?.policy,
+        None => Policy::default(),
+    })
+}

@@ -1,0 +1,311 @@
+//! Subscriptions and their history.
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use super::ingest::Attempt;
+use super::{
+    Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
+    opt_micros, opt_text, text, trusted,
+};
+use crate::domain::access::{Facts, SourceKind, SourceState};
+use crate::domain::subscription::{Decision, Incoming, Snapshot, State};
+use crate::domain::{Email, Instant, Outcome, ProductKey};
+
+/// A subscription as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub integration: String,
+    pub provider: String,
+    pub external_id: String,
+    pub snapshot: Snapshot,
+    pub version: i64,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+/// One entry of a subscription's (or order's) history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: Instant,
+    pub event: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub delivery_id: Option<String>,
+    /// `delivery`, `clock` or `admin`.
+    pub source: String,
+}
+
+/// Filters for listing subscriptions; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionFilter<'a> {
+    pub email: Option<&'a str>,
+    pub product: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub integration: Option<&'a str>,
+    /// Only subscriptions with an id below this (the previous page's last id).
+    pub before: Option<&'a str>,
+    pub limit: i64,
+}
+
+const COLUMNS: &str = "id, integration, provider, external_id, email, product, plan, state, \
+                       current_period_start, current_period_end, access_from, version, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<SubscriptionRecord> {
+    let state = text(row, "state")?;
+    Ok(SubscriptionRecord {
+        id: text(row, "id")?,
+        integration: text(row, "integration")?,
+        provider: text(row, "provider")?,
+        external_id: text(row, "external_id")?,
+        snapshot: Snapshot {
+            state: State::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("subscription state {state:?}")))?,
+            email: Email::parse(&text(row, "email")?)?,
+            product: ProductKey::parse(&text(row, "product")?)?,
+            plan: opt_text(row, "plan")?,
+            current_period_start: opt_instant(row, "current_period_start")?,
+            current_period_end: opt_instant(row, "current_period_end")?,
+            access_from: instant(row, "access_from")?,
+        },
+        version: sqlx::Row::try_get(row, "version")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+    })
+}
+
+/// The facts a subscription's entitlement window is computed from.
+pub(super) fn snapshot_facts(snapshot: &Snapshot) -> Facts {
+    Facts {
+        state: SourceState::Subscription(snapshot.state),
+        start: snapshot.access_from,
+        end: snapshot.current_period_end,
+    }
+}
+
+pub(super) async fn load_for_update(
+    tx: &mut AnyConnection,
+    integration: &str,
+    external_id: &str,
+) -> Result<Option<SubscriptionRecord>> {
+    sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE integration = $1 AND external_id = $2"
+    )))
+    .bind(integration)
+    .bind(external_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Writes a decision: the subscription (created, or compare-and-set on its
+/// version) and its history entry. Returns the subscription id, or `None` when
+/// the event created nothing (a warning for an unknown subscription).
+pub(super) async fn record_decision(
+    tx: &mut AnyConnection,
+    integration: &Integration,
+    external_id: &str,
+    current: Option<&SubscriptionRecord>,
+    incoming: &Incoming,
+    decision: &Decision,
+    delivery_id: &str,
+) -> std::result::Result<Option<String>, Attempt> {
+    let now = micros(incoming.received_at);
+    let (id, version) = match (current, &decision.next) {
+        (None, None) => return Ok(None),
+        (None, Some(next)) => {
+            let id = new_id();
+            let inserted = sqlx::query(trusted(format!(
+                "INSERT INTO subscriptions ({COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)
+                 ON CONFLICT (integration, external_id) DO NOTHING"
+            )))
+            .bind(&id)
+            .bind(integration.id.as_str())
+            .bind(integration.provider.as_str())
+            .bind(external_id)
+            .bind(next.email.as_str())
+            .bind(next.product.as_str())
+            .bind(next.plan.as_deref())
+            .bind(next.state.as_str())
+            .bind(opt_micros(next.current_period_start))
+            .bind(opt_micros(next.current_period_end))
+            .bind(micros(next.access_from))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() != 1 {
+                // Created concurrently: decide again against what won.
+                return Err(Attempt::Retry);
+            }
+            (id, 1)
+        }
+        (Some(current), next) => {
+            let snapshot = next.as_ref().unwrap_or(&current.snapshot);
+            let updated_at = if next.is_some() {
+                now
+            } else {
+                micros(current.updated_at)
+            };
+            let updated = sqlx::query(
+                "UPDATE subscriptions SET email = $1, product = $2, plan = $3, state = $4,
+                     current_period_start = $5, current_period_end = $6, access_from = $7,
+                     version = version + 1, updated_at = $8
+                 WHERE id = $9 AND version = $10",
+            )
+            .bind(snapshot.email.as_str())
+            .bind(snapshot.product.as_str())
+            .bind(snapshot.plan.as_deref())
+            .bind(snapshot.state.as_str())
+            .bind(opt_micros(snapshot.current_period_start))
+            .bind(opt_micros(snapshot.current_period_end))
+            .bind(micros(snapshot.access_from))
+            .bind(updated_at)
+            .bind(&current.id)
+            .bind(current.version)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                // Another delivery changed it since we read it.
+                return Err(Attempt::Retry);
+            }
+            (current.id.clone(), current.version + 1)
+        }
+    };
+    insert_transition(
+        tx,
+        SourceKind::Subscription,
+        &id,
+        version,
+        &HistoryEntry {
+            at: incoming.received_at,
+            event: incoming.event.as_str().to_owned(),
+            from_state: decision.from.map(|s| s.as_str().to_owned()),
+            to_state: decision.to.map(|s| s.as_str().to_owned()),
+            outcome: decision.outcome,
+            reason: decision.reason.clone(),
+            delivery_id: Some(delivery_id.to_owned()),
+            source: "delivery".into(),
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}
+
+pub(super) async fn insert_transition(
+    tx: &mut AnyConnection,
+    kind: SourceKind,
+    subject_id: &str,
+    seq: i64,
+    entry: &HistoryEntry,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO transitions (subject_kind, subject_id, seq, at, event, from_state, to_state,
+             outcome, reason, delivery_id, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(kind.as_str())
+    .bind(subject_id)
+    .bind(seq)
+    .bind(micros(entry.at))
+    .bind(entry.event.as_str())
+    .bind(entry.from_state.as_deref())
+    .bind(entry.to_state.as_deref())
+    .bind(entry.outcome.as_str())
+    .bind(entry.reason.as_deref())
+    .bind(entry.delivery_id.as_deref())
+    .bind(entry.source.as_str())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The current state of a subscription or order, by id.
+pub(super) async fn current_state(
+    tx: &mut AnyConnection,
+    kind: SourceKind,
+    id: &str,
+) -> Result<Option<String>> {
+    let sql = match kind {
+        SourceKind::Subscription => "SELECT state FROM subscriptions WHERE id = $1",
+        SourceKind::Order | SourceKind::Grant => return Ok(None),
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| text(&row, "state"))
+        .transpose()
+}
+
+impl Store {
+    /// Subscriptions matching the filters, newest first.
+    pub async fn subscriptions(
+        &self,
+        filter: &SubscriptionFilter<'_>,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        let mut f = Filter::default();
+        f.eq("email", filter.email);
+        f.eq("product", filter.product);
+        f.eq("state", filter.state);
+        f.eq("integration", filter.integration);
+        f.push("id", "<", filter.before);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM subscriptions {} ORDER BY id DESC LIMIT ${}",
+            f.sql(),
+            f.next()
+        );
+        f.query(sql)
+            .bind(filter.limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>> {
+        sqlx::query(trusted(format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    /// A subscription's or order's history, oldest first.
+    pub async fn history(&self, kind: SourceKind, id: &str) -> Result<Vec<HistoryEntry>> {
+        sqlx::query(
+            "SELECT at, event, from_state, to_state, outcome, reason, delivery_id, source
+             FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq",
+        )
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let outcome = text(row, "outcome")?;
+            Ok(HistoryEntry {
+                at: instant(row, "at")?,
+                event: text(row, "event")?,
+                from_state: opt_text(row, "from_state")?,
+                to_state: opt_text(row, "to_state")?,
+                outcome: Outcome::parse(&outcome)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
+                reason: opt_text(row, "reason")?,
+                delivery_id: opt_text(row, "delivery_id")?,
+                source: text(row, "source")?,
+            })
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,154 @@
+//! Instants on the wire and in storage. The API speaks RFC 3339 UTC
+//! (`2026-05-01T08:30:00Z`); storage keeps unix microseconds, which both engines
+//! carry as a plain integer; providers send whatever their serialiser produced.
+
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use crate::domain::Instant;
+
+/// Formats as RFC 3339 in UTC, with fractional seconds only when there are any.
+pub fn rfc3339(at: Instant) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    let (y, mo, d) = (at.year(), at.month() as u8, at.day());
+    let (h, mi, s) = (at.hour(), at.minute(), at.second());
+    let micros = at.microsecond();
+    if micros == 0 {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+    }
+}
+
+/// Parses the dates providers send: RFC 3339 with any offset, with or without
+/// fractional seconds (any number of digits), `T` or a space between date and
+/// time; a date-time without an offset is taken as UTC. Precision is kept to the
+/// microsecond, as stored.
+pub fn parse_lenient(raw: &str) -> Option<Instant> {
+    let raw = raw.trim();
+    let normalised: String = raw
+        .char_indices()
+        .map(|(i, c)| match c {
+            ' ' if i == 10 => 'T',
+            't' => 'T',
+            'z' => 'Z',
+            c => c,
+        })
+        .collect();
+    let parsed = OffsetDateTime::parse(&normalised, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            let format = time::macros::format_description!(
+                version = 2,
+                "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+            );
+            PrimitiveDateTime::parse(&normalised, format)
+                .ok()
+                .map(PrimitiveDateTime::assume_utc)
+        })?;
+    Some(truncate(parsed.to_offset(UtcOffset::UTC)))
+}
+
+/// Drops precision below a microsecond, so a value survives storage unchanged.
+pub fn truncate(at: Instant) -> Instant {
+    from_micros(to_micros(at))
+}
+
+pub fn to_micros(at: Instant) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+pub fn from_micros(micros: i64) -> Instant {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Now, at storage precision.
+pub fn now() -> Instant {
+    truncate(OffsetDateTime::now_utc())
+}
+
+/// `#[serde(with = "crate::time_fmt::serde_rfc3339")]` for instants in API bodies.
+pub mod serde_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Instant, parse_lenient, rfc3339};
+
+    pub fn serialize<S: Serializer>(at: &Instant, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Instant, D::Error> {
+        let raw = String::deserialize(d)?;
+        parse_lenient(&raw).ok_or_else(|| {
+            serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 date-time"))
+        })
+    }
+
+    /// The same for `Option<Instant>` (`null` both ways).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::super::{Instant, parse_lenient, rfc3339};
+
+        pub fn serialize<S: Serializer>(at: &Option<Instant>, s: S) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => s.serialize_str(&rfc3339(*at)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Instant>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(raw) => parse_lenient(&raw).map(Some).ok_or_else(|| {
+                    serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 date-time"))
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn provider_dates_parse_with_any_offset_and_fraction() {
+        let want = datetime!(2026-05-01 08:00:00 UTC);
+        for raw in [
+            "2026-05-01T10:00:00+02:00",
+            "2026-05-01T08:00:00Z",
+            "2026-05-01T08:00:00.000000Z",
+            "2026-05-01T08:00:00.000Z",
+            "2026-05-01T03:00:00-05:00",
+            "2026-05-01 08:00:00",
+            "2026-05-01T08:00:00",
+        ] {
+            assert_eq!(parse_lenient(raw), Some(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn microseconds_survive_and_nanoseconds_are_dropped() {
+        let at = parse_lenient("2025-02-21T08:05:29.123456789Z").unwrap();
+        assert_eq!(rfc3339(at), "2025-02-21T08:05:29.123456Z");
+        assert_eq!(from_micros(to_micros(at)), at);
+    }
+
+    #[test]
+    fn garbage_is_not_a_date() {
+        for raw in ["", "yesterday", "2026-13-01T00:00:00Z", "1714550400"] {
+            assert_eq!(parse_lenient(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn formatting_is_utc_with_a_z() {
+        assert_eq!(
+            rfc3339(datetime!(2026-05-01 10:30:00 +02:00)),
+            "2026-05-01T08:30:00Z"
+        );
+    }
+}
