@@ -274,11 +274,10 @@ pub fn decide(sources: &[Source], at: Instant) -> Decision {
     match explaining {
         Some((i, s)) => Decision {
             entitled: false,
-            reason: if s.window.is_some_and(|w| w.ended_by(at)) {
-                Reason::PeriodEnded
-            } else {
-                s.state.idle_reason()
-            },
+            // `period_ended` only for a source in a granting state (DESIGN.md):
+            // a suspended or canceled one whose policy window ran out is still
+            // explained by its state.
+            reason: s.state.idle_reason(),
             valid_until,
             source: Some(i),
         },

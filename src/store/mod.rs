@@ -265,3 +265,14 @@ impl Filter {
         query
     }
 }
+
+impl Store {
+    /// Runs a statement with no parameters (schema set-up in tests and tools).
+    /// Never call it with anything built from user input.
+    pub async fn execute_admin(&self, sql: &str) -> Result<()> {
+        sqlx::raw_sql(trusted(sql.to_owned()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
