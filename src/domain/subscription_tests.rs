@@ -158,17 +158,17 @@ const FROM: [State; 6] = [
 /// DESIGN.md's table, copied cell by cell.
 #[rustfmt::skip]
 const TABLE: [(&[Event], [Want; 6]); 10] = [
-    //                                      pending     active        suspended     canceled     expired      refunded
-    (&[Event::Created],                    [DUPLICATE,  STALE,        STALE,        STALE,       STALE,       STALE]),
-    (&[Event::Installed],                  [DUPLICATE,  STALE,        STALE,        TO_PENDING,  TO_PENDING,  TO_PENDING]),
-    (&[Event::Activated, Event::Renewed],  [TO_ACTIVE,  TO_ACTIVE,    ACTIVE_3,     ACTIVE_2,    ACTIVE_2,    ACTIVE_2]),
-    (&[Event::Upgraded],                   [TO_ACTIVE,  TO_ACTIVE,    TO_ACTIVE,    REJECTED,    REJECTED,    REJECTED]),
-    (&[Event::Warned],                     [NOTED,      NOTED,        NOTED,        NOTED,       NOTED,       NOTED]),
-    (&[Event::Suspended],                  [REJECTED,   TO_SUSPENDED, DUPLICATE,    REJECTED,    REJECTED,    REJECTED]),
-    (&[Event::Canceled],                   [TO_CANCELED, TO_CANCELED, TO_CANCELED,  DUPLICATE,   TO_CANCELED, NOTED]),
-    (&[Event::Uninstalled],                [TO_CANCELED, TO_CANCELED, TO_CANCELED,  NOTED,       TO_CANCELED, NOTED]),
-    (&[Event::Expired],                    [TO_EXPIRED, TO_EXPIRED,   TO_EXPIRED,   TO_EXPIRED,  DUPLICATE,   NOTED]),
-    (&[Event::Refunded],                   [REJECTED,   TO_REFUNDED,  TO_REFUNDED,  TO_REFUNDED, TO_REFUNDED, DUPLICATE]),
+    //                                       pending       active        suspended     canceled      expired       refunded
+    (&[Event::Created],                     [DUPLICATE,    STALE,        STALE,        STALE,        STALE,        STALE]),
+    (&[Event::Installed],                   [DUPLICATE,    STALE,        STALE,        TO_PENDING,   TO_PENDING,   TO_PENDING]),
+    (&[Event::Activated, Event::Renewed],   [TO_ACTIVE,    TO_ACTIVE,    ACTIVE_3,     ACTIVE_2,     ACTIVE_2,     ACTIVE_2]),
+    (&[Event::Upgraded],                    [TO_ACTIVE,    TO_ACTIVE,    TO_ACTIVE,    REJECTED,     REJECTED,     REJECTED]),
+    (&[Event::Warned],                      [NOTED,        NOTED,        NOTED,        NOTED,        NOTED,        NOTED]),
+    (&[Event::Suspended],                   [REJECTED,     TO_SUSPENDED, DUPLICATE,    REJECTED,     REJECTED,     REJECTED]),
+    (&[Event::Canceled],                    [TO_CANCELED,  TO_CANCELED,  TO_CANCELED,  DUPLICATE,    TO_CANCELED,  NOTED]),
+    (&[Event::Uninstalled],                 [TO_CANCELED,  TO_CANCELED,  TO_CANCELED,  NOTED,        TO_CANCELED,  NOTED]),
+    (&[Event::Expired],                     [TO_EXPIRED,   TO_EXPIRED,   TO_EXPIRED,   TO_EXPIRED,   DUPLICATE,    NOTED]),
+    (&[Event::Refunded],                    [REJECTED,     TO_REFUNDED,  TO_REFUNDED,  TO_REFUNDED,  TO_REFUNDED,  DUPLICATE]),
 ];
 
 /// Every (event, from, want) of the table.
@@ -523,13 +523,16 @@ fn an_upgrade_to_a_different_plan_is_applied_not_duplicate() {
 }
 
 /// Rule 4: the period and plan come from the event whenever they are later or
-/// different, and stay when the event carries nothing newer.
+/// different, and stay when the event carries nothing newer; email and product
+/// come from the latest applied event.
 #[test]
-fn a_transition_takes_the_later_period_and_the_events_plan() {
+fn a_transition_takes_the_later_period_and_the_events_plan_and_email() {
     let current = known(State::Active);
+    let new_email = Email::parse("ada@new.example.com").unwrap();
 
     let mut event = later(Event::Canceled);
     event.plan = Some("premium".to_owned());
+    event.email = new_email.clone();
     let next = assert_applied(
         &decide(Some(&current), &event),
         Some(State::Active),
@@ -540,6 +543,7 @@ fn a_transition_takes_the_later_period_and_the_events_plan() {
         next,
         Snapshot {
             state: State::Canceled,
+            email: new_email,
             plan: Some("premium".to_owned()),
             current_period_start: Some(LATER_START),
             current_period_end: Some(LATER_END),
@@ -712,7 +716,7 @@ fn a_rejected_reason_names_both_states() {
         );
         rejected += 1;
     }
-    // 8 rejected cells, the upgraded row's three counted once, plus the six ² cells.
+    // upgraded ×3, suspended ×4, refunded ×1, and the six ² cells for the same period.
     assert_eq!(rejected, 8 + 6);
 }
 
