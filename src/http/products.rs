@@ -67,7 +67,8 @@ async fn put(
     Path(key): Path<String>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult<(StatusCode, Json<ProductView>)> {
-    let key = ProductKey::parse(&key).map_err(|e| ApiError::invalid("key", e.0))?;
+    let key =
+        ProductKey::parse(&key).map_err(|e| ApiError::invalid("key", format!("`key`: {}", e.0)))?;
     let defaults = Policy::default();
     let policy = Policy {
         grace_period_seconds: body

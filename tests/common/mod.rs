@@ -3,6 +3,8 @@
 //! schema, so tests run in parallel).
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::sync::Arc;
 
 use axum::Router;
