@@ -88,6 +88,10 @@ pub struct HistoryView {
     pub delivery_id: Option<String>,
     /// `delivery`, `clock` or `admin`.
     pub source: String,
+    /// The plan the event named (Zid `plan_name`), if any.
+    pub plan: Option<String>,
+    /// The plan the event says it changed from (Zid `old_plan_name`), if any.
+    pub previous_plan: Option<String>,
 }
 
 impl From<HistoryEntry> for HistoryView {
@@ -101,6 +105,8 @@ impl From<HistoryEntry> for HistoryView {
             reason: h.reason,
             delivery_id: h.delivery_id,
             source: h.source,
+            plan: h.plan,
+            previous_plan: h.previous_plan,
         }
     }
 }

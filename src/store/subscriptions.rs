@@ -37,6 +37,9 @@ pub struct HistoryEntry {
     pub delivery_id: Option<String>,
     /// `delivery`, `clock` or `admin`.
     pub source: String,
+    /// The plan the event named, and the one it says it changed from.
+    pub plan: Option<String>,
+    pub previous_plan: Option<String>,
 }
 
 /// Filters for listing subscriptions; every one optional.
@@ -106,6 +109,7 @@ pub(super) async fn load_for_update(
 /// Writes a decision: the subscription (created, or compare-and-set on its
 /// version) and its history entry. Returns the subscription id, or `None` when
 /// the event created nothing (a warning for an unknown subscription).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn record_decision(
     tx: &mut AnyConnection,
     integration: &Integration,
@@ -113,6 +117,7 @@ pub(super) async fn record_decision(
     current: Option<&SubscriptionRecord>,
     incoming: &Incoming,
     decision: &Decision,
+    previous_plan: Option<&str>,
     delivery_id: &str,
 ) -> std::result::Result<Option<String>, Attempt> {
     let now = micros(incoming.received_at);
@@ -191,6 +196,8 @@ pub(super) async fn record_decision(
             reason: decision.reason.clone(),
             delivery_id: Some(delivery_id.to_owned()),
             source: "delivery".into(),
+            plan: incoming.plan.clone(),
+            previous_plan: previous_plan.map(str::to_owned),
         },
     )
     .await?;
@@ -206,8 +213,8 @@ pub(super) async fn insert_transition(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO transitions (subject_kind, subject_id, seq, at, event, from_state, to_state,
-             outcome, reason, delivery_id, source)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             outcome, reason, delivery_id, source, plan, previous_plan)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(kind.as_str())
     .bind(subject_id)
@@ -220,6 +227,8 @@ pub(super) async fn insert_transition(
     .bind(entry.reason.as_deref())
     .bind(entry.delivery_id.as_deref())
     .bind(entry.source.as_str())
+    .bind(entry.plan.as_deref())
+    .bind(entry.previous_plan.as_deref())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -233,7 +242,8 @@ pub(super) async fn current_state(
 ) -> Result<Option<String>> {
     let sql = match kind {
         SourceKind::Subscription => "SELECT state FROM subscriptions WHERE id = $1",
-        SourceKind::Order | SourceKind::Grant => return Ok(None),
+        SourceKind::Order => "SELECT state FROM orders WHERE id = $1",
+        SourceKind::Grant => return Ok(None),
     };
     sqlx::query(sql)
         .bind(id)
@@ -284,7 +294,8 @@ impl Store {
     /// A subscription's or order's history, oldest first.
     pub async fn history(&self, kind: SourceKind, id: &str) -> Result<Vec<HistoryEntry>> {
         sqlx::query(
-            "SELECT at, event, from_state, to_state, outcome, reason, delivery_id, source
+            "SELECT at, event, from_state, to_state, outcome, reason, delivery_id, source, plan,
+                 previous_plan
              FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq",
         )
         .bind(kind.as_str())
@@ -304,6 +315,8 @@ impl Store {
                 reason: opt_text(row, "reason")?,
                 delivery_id: opt_text(row, "delivery_id")?,
                 source: text(row, "source")?,
+                plan: opt_text(row, "plan")?,
+                previous_plan: opt_text(row, "previous_plan")?,
             })
         })
         .collect()
