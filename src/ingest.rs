@@ -6,9 +6,9 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use crate::domain::subscription::Incoming;
-use crate::domain::{Instant, Provider};
-use crate::providers::{self, Meaning, Request};
-use crate::store::{Inbound, Integration, Recorded, Store, StoreError};
+use crate::domain::{Email, Instant, InvalidValue, ProductKey, Provider, order};
+use crate::providers::{self, Meaning, OrderBuyer, Parsed, Request};
+use crate::store::{Buyer, Inbound, Integration, OrderRecord, Recorded, Store, StoreError};
 
 /// One inbound webhook request.
 pub struct Delivery<'a> {
@@ -53,21 +53,34 @@ pub async fn receive(
         query: delivery.query,
         body: delivery.body,
     };
-    providers::authenticate(integration.provider, &integration.secret, &request).map_err(|_| {
-        IngestError::Unauthenticated {
-            provider: integration.provider,
-        }
+    let authenticated = providers::authenticate(
+        integration.provider,
+        &integration.secret,
+        &request,
+        delivery.received_at,
+    )
+    .map_err(|_| IngestError::Unauthenticated {
+        provider: integration.provider,
     })?;
 
     let headers = redacted_headers(delivery.headers);
     let parsed = providers::parse(integration.provider, delivery.body);
+    let external_ref = match parsed.as_ref().map(|p| &p.meaning) {
+        Ok(Meaning::Subscription(event)) => Some(event.external_id.as_str()),
+        Ok(Meaning::Order(event)) => Some(event.external_id.as_str()),
+        _ => None,
+    };
     let inbound = Inbound {
         integration: &integration,
         received_at: delivery.received_at,
-        dedup_key: body_key(&integration, delivery.body),
+        dedup_key: match authenticated.message_id {
+            Some(id) => format!("msg:{id}"),
+            None => body_key(&integration, delivery.body),
+        },
         event_name: parsed.as_ref().ok().and_then(|p| p.event_name.as_deref()),
         body: delivery.body,
         headers: &headers,
+        external_ref,
     };
     let malformed = |field: Option<String>, detail: String| async {
         let recorded = store.record_malformed(&inbound, &detail).await?;
@@ -106,11 +119,117 @@ pub async fn receive(
                 received_at: delivery.received_at,
             };
             store
-                .apply_subscription_event(&inbound, &event.external_id, &incoming)
+                .apply_subscription_event(
+                    &inbound,
+                    &event.external_id,
+                    &incoming,
+                    event.previous_plan.as_deref(),
+                )
+                .await?
+        }
+        Meaning::Order(event) => {
+            let buyer = match &event.buyer {
+                None => None,
+                Some(buyer) => match buyer_of(&integration, buyer) {
+                    Ok(buyer) => Some(buyer),
+                    Err(e) => {
+                        return malformed(Some("productId".into()), format!("product id: {e}"))
+                            .await;
+                    }
+                },
+            };
+            let incoming = order::Incoming {
+                event: event.event,
+                paid_at: event.paid_at,
+                received_at: delivery.received_at,
+            };
+            store
+                .apply_order_event(&inbound, &event.external_id, &incoming, buyer.as_ref())
                 .await?
         }
     };
     Ok((integration.clone(), recorded))
+}
+
+/// The products of an order payload as product keys, deduplicated.
+fn buyer_of(integration: &Integration, buyer: &OrderBuyer) -> Result<Buyer, InvalidValue> {
+    let mut products = buyer
+        .external_products
+        .iter()
+        .map(|p| integration.product_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    products.sort();
+    products.dedup();
+    Ok(Buyer {
+        email: buyer.email.clone(),
+        products,
+    })
+}
+
+/// Why an order could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("no integration {0:?}")]
+    UnknownIntegration(String),
+    #[error(
+        "integration {integration:?} is a {provider} integration, whose payloads say who bought what; only zenobank and zaypay orders are registered"
+    )]
+    NotRegistrable {
+        integration: String,
+        provider: &'static str,
+    },
+    #[error("order {external_id:?} is already registered to another customer or product")]
+    Conflict { external_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Registers who bought an order (`POST /v1/orders`) and applies the
+/// deliveries that arrived for it first. Registering the same order again with
+/// the same buyer and product is harmless and returns it.
+pub async fn register_order(
+    store: &Store,
+    integration: &str,
+    external_id: &str,
+    email: &Email,
+    product: &ProductKey,
+    now: Instant,
+) -> Result<(OrderRecord, bool), RegisterError> {
+    let integration = store
+        .integration(integration)
+        .await?
+        .ok_or_else(|| RegisterError::UnknownIntegration(integration.to_owned()))?;
+    if !matches!(integration.provider, Provider::Zenobank | Provider::Zaypay) {
+        return Err(RegisterError::NotRegistrable {
+            integration: integration.id.to_string(),
+            provider: integration.provider.as_str(),
+        });
+    }
+    let provider = integration.provider;
+    let reparse = move |body: &[u8], received_at: Instant| match providers::parse(provider, body) {
+        Ok(Parsed {
+            meaning: Meaning::Order(event),
+            ..
+        }) => Some(order::Incoming {
+            event: event.event,
+            paid_at: event.paid_at,
+            received_at,
+        }),
+        _ => None,
+    };
+    let buyer = Buyer {
+        email: email.clone(),
+        products: vec![product.clone()],
+    };
+    let (order, created) = store
+        .register_order(&integration, external_id, &buyer, now, &reparse)
+        .await?;
+    if !created && (order.email != *email || order.products != buyer.products) {
+        return Err(RegisterError::Conflict {
+            external_id: external_id.to_owned(),
+        });
+    }
+    Ok((order, created))
 }
 
 /// The dedup key of a provider without message ids: the hash of the

@@ -44,6 +44,8 @@ pub enum ApiError {
     Forbidden,
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{detail}")]
@@ -86,6 +88,7 @@ impl ApiError {
             ),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::TooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",

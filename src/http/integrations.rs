@@ -89,7 +89,8 @@ async fn put(
     Path(id): Path<String>,
     Body(body): Body<IntegrationBody>,
 ) -> ApiResult<(StatusCode, Json<IntegrationView>)> {
-    let id = IntegrationId::parse(&id).map_err(|e| ApiError::invalid("id", e.0))?;
+    let id =
+        IntegrationId::parse(&id).map_err(|e| ApiError::invalid("id", format!("`id`: {}", e.0)))?;
     let provider = Provider::parse(&body.provider).ok_or_else(|| {
         ApiError::invalid(
             "provider",
@@ -99,15 +100,6 @@ async fn put(
             ),
         )
     })?;
-    if !crate::providers::supported(provider) {
-        return Err(ApiError::invalid(
-            "provider",
-            format!(
-                "provider {} is not supported by this version",
-                provider.as_str()
-            ),
-        ));
-    }
     crate::providers::check_secret(provider, &body.secret)
         .map_err(|detail| ApiError::invalid("secret", detail))?;
     let product_map = body
@@ -116,7 +108,10 @@ async fn put(
         .map(|(external, key)| {
             ProductKey::parse(key)
                 .map(|key| (external.clone(), key))
-                .map_err(|e| ApiError::invalid(&format!("product_map.{external}"), e.0))
+                .map_err(|e| {
+                    let field = format!("product_map.{external}");
+                    ApiError::invalid(&field, format!("`{field}`: {}", e.0))
+                })
         })
         .collect::<Result<_, _>>()?;
     let (integration, created) = state

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod health;
 mod integrations;
+mod orders;
 mod pagination;
 mod products;
 mod subscriptions;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(access::router())
         .merge(integrations::router())
+        .merge(orders::router())
         .merge(products::router())
         .merge(subscriptions::router())
         .merge(health::router())

@@ -2,11 +2,15 @@
 //! authenticated domain event out. Adapters know nothing of storage or HTTP
 //! responses; they say what the payload means, or which field is wrong.
 
+pub mod standard_webhooks;
+pub mod zaypay;
+pub mod zenobank;
 pub mod zenofy;
+pub mod zid;
 
 use serde_json::{Map, Value};
 
-use crate::domain::{Email, Instant, Provider, subscription};
+use crate::domain::{Email, Instant, Provider, order, subscription};
 use crate::secret::Secret;
 
 /// The parts of an inbound request an adapter may look at.
@@ -50,6 +54,7 @@ impl Malformed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Meaning {
     Subscription(SubscriptionEvent),
+    Order(OrderEvent),
     /// An event type that means nothing for entitlements.
     Ignored,
 }
@@ -71,21 +76,53 @@ pub struct SubscriptionEvent {
     pub email: Email,
     pub external_product: String,
     pub plan: Option<String>,
+    /// The plan the provider says this event changed from (kept in the history).
+    pub previous_plan: Option<String>,
     pub period_start: Option<Instant>,
     pub period_end: Option<Instant>,
 }
 
-/// Checks a request against the integration's secret.
+/// A one-time order event, still carrying the provider's external ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEvent {
+    pub external_id: String,
+    pub event: order::Event,
+    /// When the provider says it was paid, if it says.
+    pub paid_at: Option<Instant>,
+    /// Who bought what, when the payload says it (Zenofy); otherwise the SaaS
+    /// backend registers the order.
+    pub buyer: Option<OrderBuyer>,
+}
+
+/// The customer and the provider's product ids of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBuyer {
+    pub email: Email,
+    pub external_products: Vec<String>,
+}
+
+/// What authentication established about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The provider's message id (Standard Webhooks), the dedup key when present.
+    pub message_id: Option<String>,
+}
+
+/// Checks a request against the integration's secret. `now` bounds signed
+/// timestamps.
 pub fn authenticate(
     provider: Provider,
     secret: &Secret,
     request: &Request<'_>,
-) -> Result<(), Unauthenticated> {
+    now: Instant,
+) -> Result<Authenticated, Unauthenticated> {
+    let without_id =
+        |r: Result<(), Unauthenticated>| r.map(|()| Authenticated { message_id: None });
     match provider {
-        Provider::Zenofy => zenofy::authenticate(secret, request),
-        // Adapters for the other providers arrive with their issues; until then
-        // nothing is accepted for them (integrations cannot be created either).
-        Provider::Zid | Provider::Zenobank | Provider::Zaypay => Err(Unauthenticated),
+        Provider::Zenofy => without_id(zenofy::authenticate(secret, request)),
+        Provider::Zid => without_id(zid::authenticate(secret, request)),
+        Provider::Zenobank => zenobank::authenticate(secret, request, now),
+        Provider::Zaypay => zaypay::authenticate(secret, request),
     }
 }
 
@@ -93,10 +130,9 @@ pub fn authenticate(
 pub fn parse(provider: Provider, body: &[u8]) -> Result<Parsed, Malformed> {
     match provider {
         Provider::Zenofy => zenofy::parse(body),
-        Provider::Zid | Provider::Zenobank | Provider::Zaypay => Err(Malformed {
-            field: None,
-            detail: format!("provider {} is not supported yet", provider.as_str()),
-        }),
+        Provider::Zid => zid::parse(body),
+        Provider::Zenobank => zenobank::parse(body),
+        Provider::Zaypay => zaypay::parse(body),
     }
 }
 
@@ -183,6 +219,29 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An array of objects; `None` when absent or null.
+    pub fn objects(&self, name: &str) -> Result<Option<Vec<Fields<'a>>>, Malformed> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::Object(object) => Ok(Fields {
+                        object,
+                        prefix: format!("{}[{i}].", self.path(name)),
+                    }),
+                    _ => Err(Malformed::field(
+                        &format!("{}[{i}]", self.path(name)),
+                        format!("`{}[{i}]` must be an object", self.path(name)),
+                    )),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong_type(name, "an array")),
+        }
+    }
+
     /// A string; `None` when absent or null.
     pub fn opt_str(&self, name: &str) -> Result<Option<&'a str>, Malformed> {
         match self.get(name) {
@@ -248,11 +307,6 @@ pub fn json(body: &[u8]) -> Result<Value, Malformed> {
     })
 }
 
-/// Whether this version can receive webhooks from the provider.
-pub fn supported(provider: Provider) -> bool {
-    matches!(provider, Provider::Zenofy)
-}
-
 /// Checks a secret before an integration is saved with it; the error says
 /// what is wrong without repeating the secret.
 pub fn check_secret(provider: Provider, secret: &str) -> Result<(), String> {
@@ -262,9 +316,12 @@ pub fn check_secret(provider: Provider, secret: &str) -> Result<(), String> {
     if secret.trim() != secret {
         return Err("`secret` must not start or end with whitespace".into());
     }
+    if provider == Provider::Zenobank {
+        return standard_webhooks::check_secret(secret)
+            .map_err(|e| format!("`secret` must be the endpoint's signing secret (whsec_…): {e}"));
+    }
     if secret.len() < 8 {
         return Err("`secret` must be at least 8 characters long".into());
     }
-    let _ = provider;
     Ok(())
 }

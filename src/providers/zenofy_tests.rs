@@ -83,6 +83,7 @@ fn expected(
         email: email(EMAIL),
         external_product: PRODUCT_ID.to_owned(),
         plan: None,
+        previous_plan: None,
         period_start,
         period_end,
     }
@@ -474,20 +475,119 @@ fn unknown_event_needs_no_subscription_fields() {
 }
 
 #[test]
-fn order_events_are_ignored_for_now() {
-    for (body, name) in [
-        (ORDER_PAID, "order_paid"),
-        (ORDER_REFUNDED, "order_refunded"),
-        (ORDER_CANCELLED, "order_cancelled"),
+fn order_events_carry_the_buyer_and_every_items_product() {
+    use crate::domain::order;
+    use crate::providers::{OrderBuyer, OrderEvent};
+    let expected = |event, paid_at, id: &str, email: &str, product: &str| OrderEvent {
+        external_id: id.into(),
+        event,
+        paid_at,
+        buyer: Some(OrderBuyer {
+            email: Email::parse(email).unwrap(),
+            external_products: vec![product.into()],
+        }),
+    };
+    let paid_at = Some(datetime!(2026-05-01 08:42:18 UTC));
+    for (body, name, event) in [
+        (
+            ORDER_PAID,
+            "order_paid",
+            expected(
+                order::Event::Paid,
+                paid_at,
+                "673f92b2c3d94a0012abcd01",
+                "ada@example.com",
+                "507f1f77bcf86cd799439011",
+            ),
+        ),
+        (
+            ORDER_REFUNDED,
+            "order_refunded",
+            expected(
+                order::Event::Refunded,
+                paid_at,
+                "673f92b2c3d94a0012abcd01",
+                "ada@example.com",
+                "507f1f77bcf86cd799439011",
+            ),
+        ),
+        (
+            ORDER_CANCELLED,
+            "order_cancelled",
+            expected(
+                order::Event::Canceled,
+                None,
+                "673f92b2c3d94a0012abcd02",
+                "buyer@example.org",
+                "507f191e810c19729de860ea",
+            ),
+        ),
     ] {
         assert_eq!(
             parse(body).unwrap(),
             Parsed {
                 event_name: Some(name.into()),
-                meaning: Meaning::Ignored,
+                meaning: Meaning::Order(event),
             },
             "{name}"
         );
+    }
+}
+
+#[test]
+fn bump_products_are_products_of_the_order_too() {
+    let mut body: Value = serde_json::from_slice(ORDER_PAID).unwrap();
+    body["items"].as_array_mut().unwrap().push(json!({
+        "productId": 42, "productName": "Bump", "quantity": 1, "isBumpProduct": true
+    }));
+    let Meaning::Order(event) = parse(body.to_string().as_bytes()).unwrap().meaning else {
+        panic!("an order");
+    };
+    assert_eq!(
+        event.buyer.unwrap().external_products,
+        vec!["507f1f77bcf86cd799439011".to_owned(), "42".to_owned()]
+    );
+}
+
+#[test]
+fn an_order_without_customer_email_or_items_is_malformed() {
+    for (field, mutate) in [
+        (
+            "orderId",
+            Box::new(|b: &mut Value| {
+                b.as_object_mut().unwrap().remove("orderId");
+            }) as Box<dyn Fn(&mut Value)>,
+        ),
+        (
+            "customer",
+            Box::new(|b: &mut Value| {
+                b["customer"] = Value::Null;
+            }),
+        ),
+        (
+            "customer.email",
+            Box::new(|b: &mut Value| {
+                b["customer"]["email"] = json!("nope");
+            }),
+        ),
+        (
+            "items",
+            Box::new(|b: &mut Value| {
+                b["items"] = json!([]);
+            }),
+        ),
+        (
+            "items[0].productId",
+            Box::new(|b: &mut Value| {
+                b["items"][0].as_object_mut().unwrap().remove("productId");
+            }),
+        ),
+    ] {
+        let mut body: Value = serde_json::from_slice(ORDER_PAID).unwrap();
+        mutate(&mut body);
+        let err = parse(body.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some(field), "{err:?}");
+        assert!(err.detail.contains(field), "{err:?}");
     }
 }
 

@@ -5,12 +5,14 @@
 use sqlx::AnyConnection;
 
 use super::entitlements::{EntitlementRow, replace_for_source};
+use super::orders::{self, Buyer, OrderRecord};
 use super::subscriptions::{load_for_update, snapshot_facts};
 use super::{
     Integration, MAX_ATTEMPTS, Result, Store, StoreError, backoff, is_retryable, micros, new_id,
     text,
 };
 use crate::domain::access::SourceKind;
+use crate::domain::order;
 use crate::domain::subscription::{self, Incoming};
 use crate::domain::{Instant, Outcome};
 
@@ -25,6 +27,8 @@ pub struct Inbound<'a> {
     pub body: &'a [u8],
     /// JSON object of the request headers, secrets already redacted.
     pub headers: &'a str,
+    /// The external id of the subscription or order the payload names, if any.
+    pub external_ref: Option<&'a str>,
 }
 
 /// What became of a delivery.
@@ -99,15 +103,70 @@ impl Store {
         inbound: &Inbound<'_>,
         external_id: &str,
         incoming: &Incoming,
+        previous_plan: Option<&str>,
     ) -> Result<Recorded> {
         self.transact(
             inbound,
             &Apply::Subscription {
                 external_id,
                 incoming,
+                previous_plan,
             },
         )
         .await
+    }
+
+    /// Applies a one-time order event to the order `(integration, external_id)`.
+    /// With a `buyer` (the payload says who bought what) an unknown order is
+    /// created; without one, an event for an order nobody registered is
+    /// `unmatched`, kept until the order is registered.
+    pub async fn apply_order_event(
+        &self,
+        inbound: &Inbound<'_>,
+        external_id: &str,
+        incoming: &order::Incoming,
+        buyer: Option<&Buyer>,
+    ) -> Result<Recorded> {
+        self.transact(
+            inbound,
+            &Apply::Order {
+                external_id,
+                incoming,
+                buyer,
+            },
+        )
+        .await
+    }
+
+    /// Registers who bought an order (`POST /v1/orders`) and, in the same
+    /// transaction, applies the deliveries that arrived for it before, in
+    /// arrival order. `reparse` turns a stored body back into its order event.
+    /// Returns the order and whether this call created it (an order that already
+    /// exists is returned unchanged).
+    pub async fn register_order(
+        &self,
+        integration: &Integration,
+        external_id: &str,
+        buyer: &Buyer,
+        now: Instant,
+        reparse: &(dyn Fn(&[u8], Instant) -> Option<order::Incoming> + Sync),
+    ) -> Result<(OrderRecord, bool)> {
+        let _turn = self.write_turn().await;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            match register_in(&mut tx, integration, external_id, buyer, now, reparse).await {
+                Ok(result) => {
+                    tx.commit().await?;
+                    return Ok(result);
+                }
+                Err(Attempt::Retry) => {
+                    drop(tx);
+                    backoff(attempt).await;
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention(MAX_ATTEMPTS))
     }
 
     /// Runs one delivery's transaction: claim the dedup key (a redelivery is
@@ -153,12 +212,29 @@ impl Store {
             Apply::Subscription {
                 external_id,
                 incoming,
+                previous_plan,
             } => {
                 apply_subscription(
                     &mut tx,
                     inbound.integration,
                     external_id,
                     incoming,
+                    *previous_plan,
+                    &delivery_id,
+                )
+                .await?
+            }
+            Apply::Order {
+                external_id,
+                incoming,
+                buyer,
+            } => {
+                apply_order(
+                    &mut tx,
+                    inbound.integration,
+                    external_id,
+                    incoming,
+                    *buyer,
                     &delivery_id,
                 )
                 .await?
@@ -184,7 +260,194 @@ enum Apply<'a> {
     Subscription {
         external_id: &'a str,
         incoming: &'a Incoming,
+        previous_plan: Option<&'a str>,
     },
+    Order {
+        external_id: &'a str,
+        incoming: &'a order::Incoming,
+        buyer: Option<&'a Buyer>,
+    },
+}
+
+async fn apply_order(
+    tx: &mut AnyConnection,
+    integration: &Integration,
+    external_id: &str,
+    incoming: &order::Incoming,
+    buyer: Option<&Buyer>,
+    delivery_id: &str,
+) -> std::result::Result<Effect, Attempt> {
+    if buyer.is_none() {
+        orders::touch_ref(tx, integration.id.as_str(), external_id).await?;
+    }
+    let current = orders::load(tx, integration.id.as_str(), external_id).await?;
+    let decision = order::decide(current.as_ref().map(|c| &c.snapshot), incoming);
+    let (order, seq) = match (current, buyer) {
+        (Some(current), _) => {
+            let next = decision.next.unwrap_or(current.snapshot);
+            let seq = orders::update(
+                tx,
+                &current,
+                &next,
+                decision.next.is_some(),
+                incoming.received_at,
+            )
+            .await?;
+            (current, seq)
+        }
+        (None, Some(buyer)) if decision.next.is_some() => {
+            let next = decision.next.unwrap_or(order::Snapshot {
+                state: order::State::Pending,
+                paid_at: None,
+            });
+            let order = orders::insert(
+                tx,
+                integration,
+                external_id,
+                buyer,
+                &next,
+                None,
+                incoming.received_at,
+            )
+            .await?;
+            (order, 1)
+        }
+        (None, Some(_)) => {
+            return Ok(Effect {
+                outcome: decision.outcome,
+                reason: decision.reason,
+                subject: None,
+            });
+        }
+        (None, None) => {
+            return Ok(Effect {
+                outcome: Outcome::Unmatched,
+                reason: Some(format!(
+                    "no order {external_id:?} is registered for integration {}; \
+                     registering it (POST /v1/orders) will apply this delivery",
+                    integration.id
+                )),
+                subject: None,
+            });
+        }
+    };
+    let entry = orders::history_entry(
+        incoming.event.as_str(),
+        &decision,
+        incoming.received_at,
+        Some(delivery_id),
+        "delivery",
+    );
+    orders::record_history(tx, &order.id, seq, &entry).await?;
+    if let Some(next) = &decision.next {
+        orders::write_entitlements(tx, &order, next, incoming.received_at).await?;
+    }
+    let state = decision.to.unwrap_or(order.snapshot.state);
+    Ok(Effect {
+        outcome: decision.outcome,
+        reason: decision.reason,
+        subject: Some(Subject {
+            kind: SourceKind::Order,
+            id: order.id,
+            state: state.as_str().to_owned(),
+        }),
+    })
+}
+
+/// One attempt at a registration: see [`Store::register_order`].
+async fn register_in(
+    tx: &mut AnyConnection,
+    integration: &Integration,
+    external_id: &str,
+    buyer: &Buyer,
+    now: Instant,
+    reparse: &(dyn Fn(&[u8], Instant) -> Option<order::Incoming> + Sync),
+) -> std::result::Result<(OrderRecord, bool), Attempt> {
+    orders::touch_ref(tx, integration.id.as_str(), external_id).await?;
+    if let Some(existing) = orders::load(tx, integration.id.as_str(), external_id).await? {
+        return Ok((existing, false));
+    }
+    let pending = order::Snapshot {
+        state: order::State::Pending,
+        paid_at: None,
+    };
+    let mut order = orders::insert(
+        tx,
+        integration,
+        external_id,
+        buyer,
+        &pending,
+        Some(now),
+        now,
+    )
+    .await?;
+    let registered = order::Decision {
+        outcome: Outcome::Applied,
+        reason: Some("registered by the SaaS backend".into()),
+        from: None,
+        to: Some(order::State::Pending),
+        next: Some(pending),
+    };
+    orders::record_history(
+        tx,
+        &order.id,
+        1,
+        &orders::history_entry("registered", &registered, now, None, "registration"),
+    )
+    .await?;
+
+    let waiting = sqlx::query(
+        "SELECT id, body, received_at FROM deliveries
+         WHERE integration = $1 AND external_ref = $2 AND outcome = 'unmatched' ORDER BY id",
+    )
+    .bind(integration.id.as_str())
+    .bind(external_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut seq = 1;
+    for row in &waiting {
+        let delivery_id = text(row, "id")?;
+        let body: Vec<u8> = sqlx::Row::try_get(row, "body")?;
+        let received_at = super::instant(row, "received_at")?;
+        let Some(incoming) = reparse(&body, received_at) else {
+            continue;
+        };
+        let decision = order::decide(Some(&order.snapshot), &incoming);
+        seq += 1;
+        let entry = orders::history_entry(
+            incoming.event.as_str(),
+            &decision,
+            now,
+            Some(&delivery_id),
+            "registration",
+        );
+        orders::record_history(tx, &order.id, seq, &entry).await?;
+        let state = decision.to.unwrap_or(order.snapshot.state);
+        let effect = Effect {
+            outcome: decision.outcome,
+            reason: decision.reason.clone(),
+            subject: Some(Subject {
+                kind: SourceKind::Order,
+                id: order.id.clone(),
+                state: state.as_str().to_owned(),
+            }),
+        };
+        record_attempt(tx, &delivery_id, now, "registration", &effect).await?;
+        if let Some(next) = decision.next {
+            order.snapshot = next;
+        }
+    }
+    sqlx::query("UPDATE orders SET state = $1, paid_at = $2, version = $3 WHERE id = $4")
+        .bind(order.snapshot.state.as_str())
+        .bind(super::opt_micros(order.snapshot.paid_at))
+        .bind(seq)
+        .bind(order.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    order.version = seq;
+    let snapshot = order.snapshot;
+    orders::write_entitlements(tx, &order, &snapshot, now).await?;
+    Ok((order, true))
 }
 
 async fn apply_subscription(
@@ -192,6 +455,7 @@ async fn apply_subscription(
     integration: &Integration,
     external_id: &str,
     incoming: &Incoming,
+    previous_plan: Option<&str>,
     delivery_id: &str,
 ) -> std::result::Result<Effect, Attempt> {
     let current = load_for_update(tx, integration.id.as_str(), external_id).await?;
@@ -203,6 +467,7 @@ async fn apply_subscription(
         current.as_ref(),
         incoming,
         &decision,
+        previous_plan,
         delivery_id,
     )
     .await?;
@@ -299,8 +564,8 @@ async fn insert_delivery(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO deliveries (id, integration, provider, received_at, dedup_key, event, outcome,
-             reason, subject_kind, subject_id, body, headers)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             reason, subject_kind, subject_id, body, headers, external_ref)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&recorded.delivery_id)
     .bind(inbound.integration.id.as_str())
@@ -314,7 +579,56 @@ async fn insert_delivery(
     .bind(recorded.subject.as_ref().map(|s| s.id.as_str()))
     .bind(inbound.body)
     .bind(inbound.headers)
+    .bind(inbound.external_ref)
     .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, seq, at, trigger, outcome, reason, subject_kind, subject_id)
+         VALUES ($1, 1, $2, 'received', $3, $4, $5, $6)",
+    )
+    .bind(&recorded.delivery_id)
+    .bind(micros(inbound.received_at))
+    .bind(recorded.outcome.as_str())
+    .bind(recorded.reason.as_deref())
+    .bind(recorded.subject.as_ref().map(|s| s.kind.as_str()))
+    .bind(recorded.subject.as_ref().map(|s| s.id.as_str()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a later attempt at a delivery (registration, replay) beside the
+/// earlier ones, and makes it the delivery's current outcome.
+async fn record_attempt(
+    tx: &mut AnyConnection,
+    delivery_id: &str,
+    at: Instant,
+    trigger: &str,
+    effect: &Effect,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, seq, at, trigger, outcome, reason, subject_kind, subject_id)
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7
+         FROM delivery_attempts WHERE delivery_id = $1",
+    )
+    .bind(delivery_id)
+    .bind(micros(at))
+    .bind(trigger)
+    .bind(effect.outcome.as_str())
+    .bind(effect.reason.as_deref())
+    .bind(effect.subject.as_ref().map(|s| s.kind.as_str()))
+    .bind(effect.subject.as_ref().map(|s| s.id.as_str()))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE deliveries SET outcome = $1, reason = $2, subject_kind = $3, subject_id = $4 WHERE id = $5",
+    )
+    .bind(effect.outcome.as_str())
+    .bind(effect.reason.as_deref())
+    .bind(effect.subject.as_ref().map(|s| s.kind.as_str()))
+    .bind(effect.subject.as_ref().map(|s| s.id.as_str()))
+    .bind(delivery_id)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

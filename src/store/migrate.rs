@@ -13,12 +13,26 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "spine",
-    sqlite: include_str!("../../migrations/sqlite/0001_spine.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_spine.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "spine",
+        sqlite: include_str!("../../migrations/sqlite/0001_spine.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_spine.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "history plans",
+        sqlite: include_str!("../../migrations/sqlite/0002_history_plans.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_history_plans.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "orders",
+        sqlite: include_str!("../../migrations/sqlite/0003_orders.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_orders.sql"),
+    },
+];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.
 const LOCK_KEY: i64 = 0x656e_7469_746c;
@@ -34,7 +48,18 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
         }
-        let result = self.apply_pending(&mut conn).await;
+        // Two processes starting together on one SQLite file can meet in the
+        // migration transaction; the loser waits and looks again.
+        let mut result = self.apply_pending(&mut conn).await;
+        for attempt in 1..=20 {
+            match &result {
+                Err(super::StoreError::Database(e)) if super::is_retryable(e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                    result = self.apply_pending(&mut conn).await;
+                }
+                _ => break,
+            }
+        }
         if self.engine == Engine::Postgres {
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(LOCK_KEY)

@@ -7,6 +7,7 @@ mod entitlements;
 mod ingest;
 mod integrations;
 mod migrate;
+mod orders;
 mod products;
 mod subscriptions;
 mod tokens;
@@ -23,6 +24,7 @@ use crate::time_fmt;
 pub use entitlements::EntitlementRow;
 pub use ingest::{Inbound, Recorded, Subject};
 pub use integrations::Integration;
+pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use products::Product;
 pub use subscriptions::{HistoryEntry, SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
@@ -101,8 +103,8 @@ impl Store {
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             sqlx::raw_sql(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                             )
                             .execute(conn)
                             .await?;

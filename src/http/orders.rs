@@ -1,0 +1,197 @@
+//! One-time orders: `POST /v1/orders` (the SaaS backend registers who bought
+//! what) and `/v1/admin/orders`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::{Admin, App};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Params};
+use super::pagination::{self, Page};
+use super::subscriptions::HistoryView;
+use crate::domain::access::SourceKind;
+use crate::domain::order::State as OrderState;
+use crate::domain::{Email, Instant, ProductKey};
+use crate::ingest::{self, RegisterError};
+use crate::store::{OrderFilter, OrderRecord};
+use crate::time_fmt::serde_rfc3339;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", post(register))
+        .route("/v1/admin/orders", get(list))
+        .route("/v1/admin/orders/{id}", get(show))
+}
+
+/// Who bought what, registered before the buyer is sent to checkout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    integration: String,
+    external_id: String,
+    email: String,
+    product: String,
+}
+
+/// An order.
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub id: String,
+    pub integration: String,
+    pub provider: String,
+    pub external_id: String,
+    pub email: Email,
+    pub products: Vec<ProductKey>,
+    pub state: OrderState,
+    #[serde(with = "serde_rfc3339::option")]
+    pub paid_at: Option<Instant>,
+    #[serde(with = "serde_rfc3339")]
+    pub created_at: Instant,
+    #[serde(with = "serde_rfc3339")]
+    pub updated_at: Instant,
+}
+
+impl From<OrderRecord> for OrderView {
+    fn from(o: OrderRecord) -> Self {
+        Self {
+            id: o.id,
+            integration: o.integration,
+            provider: o.provider,
+            external_id: o.external_id,
+            email: o.email,
+            products: o.products,
+            state: o.snapshot.state,
+            paid_at: o.snapshot.paid_at,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+/// An order with its history, oldest first.
+#[derive(Debug, Serialize)]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub order: OrderView,
+    pub history: Vec<HistoryView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    email: Option<String>,
+    state: Option<String>,
+    integration: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Registers a one-time order for a provider whose payloads carry no email
+/// (Zeno Bank, ZayPay). Deliveries that arrived for it first (`unmatched`) are
+/// applied now, in arrival order, so a payment that raced the registration
+/// grants access in this very request. 201 when registered; 200 when the same
+/// registration was already made.
+async fn register(
+    State(state): State<AppState>,
+    _caller: App,
+    Body(body): Body<Registration>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    let email = Email::parse(&body.email)
+        .map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
+    let product = ProductKey::parse(&body.product)
+        .map_err(|e| ApiError::invalid("product", format!("`product`: {e}")))?;
+    let external_id = body.external_id.trim();
+    if external_id.is_empty() || external_id.len() > 200 {
+        return Err(ApiError::invalid(
+            "external_id",
+            "`external_id` must be the provider's order id (1 to 200 characters)",
+        ));
+    }
+    let result = ingest::register_order(
+        &state.store,
+        &body.integration,
+        external_id,
+        &email,
+        &product,
+        crate::time_fmt::now(),
+    )
+    .await;
+    match result {
+        Ok((order, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(order.into())))
+        }
+        Err(e @ (RegisterError::UnknownIntegration(_) | RegisterError::NotRegistrable { .. })) => {
+            Err(ApiError::invalid("integration", e.to_string()))
+        }
+        Err(e @ RegisterError::Conflict { .. }) => Err(ApiError::Conflict(e.to_string())),
+        Err(RegisterError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Orders, newest first, filtered by email, state and integration.
+async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Params(query): Params<ListQuery>,
+) -> ApiResult<Json<Page<OrderView>>> {
+    let limit = pagination::limit(query.limit.as_deref())?;
+    let email = query
+        .email
+        .as_deref()
+        .map(|raw| {
+            Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))
+        })
+        .transpose()?;
+    if let Some(raw) = query.state.as_deref()
+        && OrderState::parse(raw).is_none()
+    {
+        return Err(ApiError::invalid(
+            "state",
+            format!(
+                "`state` must be one of pending, paid, canceled, expired, refunded, not {raw:?}"
+            ),
+        ));
+    }
+    let rows = state
+        .store
+        .orders(&OrderFilter {
+            email: email.as_ref().map(Email::as_str),
+            state: query.state.as_deref(),
+            integration: query.integration.as_deref(),
+            before: query.cursor.as_deref(),
+            limit: limit + 1,
+        })
+        .await?;
+    Ok(Json(pagination::page(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        Into::into,
+    )))
+}
+
+/// An order with its products and history.
+async fn show(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderDetail>> {
+    let order = state
+        .store
+        .order(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no order {id:?}")))?;
+    let history = state.store.history(SourceKind::Order, &id).await?;
+    Ok(Json(OrderDetail {
+        order: order.into(),
+        history: history.into_iter().map(Into::into).collect(),
+    }))
+}

@@ -1,0 +1,298 @@
+//! One-time orders, their products and the registration that matches stored
+//! deliveries to them.
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use super::entitlements::{EntitlementRow, replace_for_source};
+use super::ingest::Attempt;
+use super::subscriptions::{HistoryEntry, insert_transition};
+use super::{
+    Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
+    opt_micros, text, trusted,
+};
+use crate::domain::access::{Facts, SourceKind, SourceState};
+use crate::domain::order::{self, Snapshot, State};
+use crate::domain::{Email, Instant, ProductKey};
+
+/// An order as stored.
+#[derive(Debug, Clone)]
+pub struct OrderRecord {
+    pub id: String,
+    pub integration: String,
+    pub provider: String,
+    pub external_id: String,
+    pub email: Email,
+    pub products: Vec<ProductKey>,
+    pub snapshot: Snapshot,
+    pub registered_at: Option<Instant>,
+    pub version: i64,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+/// Who bought what, when a payload says it (Zenofy) or a registration does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buyer {
+    pub email: Email,
+    pub products: Vec<ProductKey>,
+}
+
+/// Filters for listing orders.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter<'a> {
+    pub email: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub integration: Option<&'a str>,
+    pub before: Option<&'a str>,
+    pub limit: i64,
+}
+
+const COLUMNS: &str = "id, integration, provider, external_id, email, state, paid_at, registered_at, \
+                       version, created_at, updated_at";
+
+async fn from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<OrderRecord> {
+    let id = text(row, "id")?;
+    let state = text(row, "state")?;
+    let products =
+        sqlx::query("SELECT product FROM order_products WHERE order_id = $1 ORDER BY product")
+            .bind(id.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok(ProductKey::parse(&text(r, "product")?)?))
+            .collect::<Result<_>>()?;
+    Ok(OrderRecord {
+        integration: text(row, "integration")?,
+        provider: text(row, "provider")?,
+        external_id: text(row, "external_id")?,
+        email: Email::parse(&text(row, "email")?)?,
+        products,
+        snapshot: Snapshot {
+            state: State::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("order state {state:?}")))?,
+            paid_at: opt_instant(row, "paid_at")?,
+        },
+        registered_at: opt_instant(row, "registered_at")?,
+        version: sqlx::Row::try_get(row, "version")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+        id,
+    })
+}
+
+pub(super) async fn load(
+    conn: &mut AnyConnection,
+    integration: &str,
+    external_id: &str,
+) -> Result<Option<OrderRecord>> {
+    let row = sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM orders WHERE integration = $1 AND external_id = $2"
+    )))
+    .bind(integration)
+    .bind(external_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(from_row(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes the order's ref row: see `order_refs` in the migration.
+pub(super) async fn touch_ref(
+    tx: &mut AnyConnection,
+    integration: &str,
+    external_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_refs (integration, external_id, touches) VALUES ($1, $2, 1)
+         ON CONFLICT (integration, external_id) DO UPDATE SET touches = order_refs.touches + 1",
+    )
+    .bind(integration)
+    .bind(external_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a new order with its products; a concurrent insert of the same
+/// order makes this attempt run again.
+pub(super) async fn insert(
+    tx: &mut AnyConnection,
+    integration: &Integration,
+    external_id: &str,
+    buyer: &Buyer,
+    snapshot: &Snapshot,
+    registered_at: Option<Instant>,
+    now: Instant,
+) -> std::result::Result<OrderRecord, Attempt> {
+    let id = new_id();
+    let inserted = sqlx::query(trusted(format!(
+        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)
+         ON CONFLICT (integration, external_id) DO NOTHING"
+    )))
+    .bind(id.as_str())
+    .bind(integration.id.as_str())
+    .bind(integration.provider.as_str())
+    .bind(external_id)
+    .bind(buyer.email.as_str())
+    .bind(snapshot.state.as_str())
+    .bind(opt_micros(snapshot.paid_at))
+    .bind(opt_micros(registered_at))
+    .bind(micros(now))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() != 1 {
+        return Err(Attempt::Retry);
+    }
+    for product in &buyer.products {
+        sqlx::query(
+            "INSERT INTO order_products (order_id, product) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(product.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(OrderRecord {
+        id,
+        integration: integration.id.to_string(),
+        provider: integration.provider.as_str().to_owned(),
+        external_id: external_id.to_owned(),
+        email: buyer.email.clone(),
+        products: buyer.products.clone(),
+        snapshot: *snapshot,
+        registered_at,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// Compare-and-set of an order's state on its version.
+pub(super) async fn update(
+    tx: &mut AnyConnection,
+    current: &OrderRecord,
+    next: &Snapshot,
+    changed: bool,
+    now: Instant,
+) -> std::result::Result<i64, Attempt> {
+    let updated_at = if changed { now } else { current.updated_at };
+    let done = sqlx::query(
+        "UPDATE orders SET state = $1, paid_at = $2, version = version + 1, updated_at = $3
+         WHERE id = $4 AND version = $5",
+    )
+    .bind(next.state.as_str())
+    .bind(opt_micros(next.paid_at))
+    .bind(micros(updated_at))
+    .bind(current.id.as_str())
+    .bind(current.version)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(Attempt::Retry);
+    }
+    Ok(current.version + 1)
+}
+
+/// Rewrites an order's entitlement rows: one per product.
+pub(super) async fn write_entitlements(
+    tx: &mut AnyConnection,
+    order: &OrderRecord,
+    snapshot: &Snapshot,
+    changed_at: Instant,
+) -> Result<()> {
+    let mut rows = Vec::with_capacity(order.products.len());
+    for product in &order.products {
+        let policy = super::products::policy_in(tx, product).await?;
+        rows.push(EntitlementRow::new(
+            &order.id,
+            product,
+            &order.email,
+            Some(&order.integration),
+            Some(&order.provider),
+            None,
+            Facts {
+                state: SourceState::Order(snapshot.state),
+                start: snapshot.paid_at.unwrap_or(order.created_at),
+                end: None,
+            },
+            &policy,
+            changed_at,
+        ));
+    }
+    replace_for_source(tx, SourceKind::Order, &order.id, &rows).await
+}
+
+/// A history entry for an order event.
+pub(super) fn history_entry(
+    event: &str,
+    decision: &order::Decision,
+    at: Instant,
+    delivery_id: Option<&str>,
+    source: &str,
+) -> HistoryEntry {
+    HistoryEntry {
+        at,
+        event: event.to_owned(),
+        from_state: decision.from.map(|s| s.as_str().to_owned()),
+        to_state: decision.to.map(|s| s.as_str().to_owned()),
+        outcome: decision.outcome,
+        reason: decision.reason.clone(),
+        delivery_id: delivery_id.map(str::to_owned),
+        source: source.to_owned(),
+        plan: None,
+        previous_plan: None,
+    }
+}
+
+pub(super) async fn record_history(
+    tx: &mut AnyConnection,
+    order_id: &str,
+    seq: i64,
+    entry: &HistoryEntry,
+) -> Result<()> {
+    insert_transition(tx, SourceKind::Order, order_id, seq, entry).await
+}
+
+impl Store {
+    /// Orders matching the filters, newest first.
+    pub async fn orders(&self, filter: &OrderFilter<'_>) -> Result<Vec<OrderRecord>> {
+        let mut f = Filter::default();
+        f.eq("email", filter.email);
+        f.eq("state", filter.state);
+        f.eq("integration", filter.integration);
+        f.push("id", "<", filter.before);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders {} ORDER BY id DESC LIMIT ${}",
+            f.sql(),
+            f.next()
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows = f
+            .query(sql)
+            .bind(filter.limit)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(from_row(&mut conn, row).await?);
+        }
+        Ok(orders)
+    }
+
+    pub async fn order(&self, id: &str) -> Result<Option<OrderRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(trusted(format!(
+            "SELECT {COLUMNS} FROM orders WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(from_row(&mut conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+}
