@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::subscription::Incoming;
 use crate::domain::{Email, Instant, InvalidValue, ProductKey, Provider, order};
 use crate::providers::{self, Meaning, OrderBuyer, Parsed, Request};
-use crate::store::{Buyer, Inbound, Integration, OrderRecord, Recorded, Store, StoreError};
+use crate::store::{Buyer, Inbound, Integration, OrderRecord, Recorded, Replay, Store, StoreError};
 
 /// One inbound webhook request.
 pub struct Delivery<'a> {
@@ -30,6 +30,7 @@ pub enum IngestError {
     /// Stored, with outcome `malformed`.
     #[error("{detail}")]
     Malformed {
+        provider: Provider,
         recorded: Recorded,
         field: Option<String>,
         detail: String,
@@ -85,70 +86,162 @@ pub async fn receive(
     let malformed = |field: Option<String>, detail: String| async {
         let recorded = store.record_malformed(&inbound, &detail).await?;
         Err(IngestError::Malformed {
+            provider: integration.provider,
             recorded,
             field,
             detail,
         })
     };
-    let parsed = match &parsed {
-        Ok(parsed) => parsed,
-        Err(e) => return malformed(e.field.clone(), e.detail.clone()).await,
+    let interpreted = match parsed
+        .as_ref()
+        .map_err(|e| (e.field.clone(), e.detail.clone()))
+        .and_then(|parsed| interpret(&integration, parsed, delivery.received_at))
+    {
+        Ok(interpreted) => interpreted,
+        Err((field, detail)) => return malformed(field, detail).await,
     };
-    let recorded = match &parsed.meaning {
-        Meaning::Ignored => {
-            let reason = format!(
-                "{} means nothing for entitlements",
-                parsed.event_name.as_deref().unwrap_or("this event")
-            );
-            store.record_ignored(&inbound, &reason).await?
-        }
-        Meaning::Subscription(event) => {
-            let product = match integration.product_key(&event.external_product) {
-                Ok(product) => product,
-                Err(e) => {
-                    return malformed(Some("product".into()), format!("product id: {e}")).await;
-                }
-            };
-            let incoming = Incoming {
-                event: event.event,
-                email: event.email.clone(),
-                product,
-                plan: event.plan.clone(),
-                period_start: event.period_start,
-                period_end: event.period_end,
-                received_at: delivery.received_at,
-            };
+    let recorded = match &interpreted {
+        Interpreted::Ignored { reason } => store.record_ignored(&inbound, reason).await?,
+        Interpreted::Subscription {
+            external_id,
+            incoming,
+            previous_plan,
+        } => {
             store
-                .apply_subscription_event(
-                    &inbound,
-                    &event.external_id,
-                    &incoming,
-                    event.previous_plan.as_deref(),
-                )
+                .apply_subscription_event(&inbound, external_id, incoming, previous_plan.as_deref())
                 .await?
         }
-        Meaning::Order(event) => {
-            let buyer = match &event.buyer {
-                None => None,
-                Some(buyer) => match buyer_of(&integration, buyer) {
-                    Ok(buyer) => Some(buyer),
-                    Err(e) => {
-                        return malformed(Some("productId".into()), format!("product id: {e}"))
-                            .await;
-                    }
-                },
-            };
-            let incoming = order::Incoming {
-                event: event.event,
-                paid_at: event.paid_at,
-                received_at: delivery.received_at,
-            };
+        Interpreted::Order {
+            external_id,
+            incoming,
+            buyer,
+        } => {
             store
-                .apply_order_event(&inbound, &event.external_id, &incoming, buyer.as_ref())
+                .apply_order_event(&inbound, external_id, incoming, buyer.as_ref())
                 .await?
         }
     };
     Ok((integration.clone(), recorded))
+}
+
+/// A parsed payload in domain terms, ready for the store.
+enum Interpreted {
+    Ignored {
+        reason: String,
+    },
+    Subscription {
+        external_id: String,
+        incoming: Incoming,
+        previous_plan: Option<String>,
+    },
+    Order {
+        external_id: String,
+        incoming: order::Incoming,
+        buyer: Option<Buyer>,
+    },
+}
+
+/// Turns a parsed payload into domain events: maps product ids through the
+/// integration's `product_map` and stamps the time the delivery was received.
+/// The error names the field at fault.
+fn interpret(
+    integration: &Integration,
+    parsed: &Parsed,
+    received_at: Instant,
+) -> Result<Interpreted, (Option<String>, String)> {
+    Ok(match &parsed.meaning {
+        Meaning::Ignored => Interpreted::Ignored {
+            reason: format!(
+                "{} means nothing for entitlements",
+                parsed.event_name.as_deref().unwrap_or("this event")
+            ),
+        },
+        Meaning::Subscription(event) => {
+            let product = integration
+                .product_key(&event.external_product)
+                .map_err(|e| (Some("product".to_owned()), format!("product id: {e}")))?;
+            Interpreted::Subscription {
+                external_id: event.external_id.clone(),
+                incoming: Incoming {
+                    event: event.event,
+                    email: event.email.clone(),
+                    product,
+                    plan: event.plan.clone(),
+                    period_start: event.period_start,
+                    period_end: event.period_end,
+                    received_at,
+                },
+                previous_plan: event.previous_plan.clone(),
+            }
+        }
+        Meaning::Order(event) => Interpreted::Order {
+            external_id: event.external_id.clone(),
+            incoming: order::Incoming {
+                event: event.event,
+                paid_at: event.paid_at,
+                received_at,
+            },
+            buyer: event
+                .buyer
+                .as_ref()
+                .map(|buyer| buyer_of(integration, buyer))
+                .transpose()
+                .map_err(|e| (Some("productId".to_owned()), format!("product id: {e}")))?,
+        },
+    })
+}
+
+/// Why a delivery could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no delivery {0:?}")]
+    UnknownDelivery(String),
+    #[error("integration {0:?} no longer exists: its deliveries cannot be applied")]
+    IntegrationGone(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies a stored delivery's body again, as received, to the current state;
+/// the new outcome is kept beside the earlier ones.
+pub async fn replay(store: &Store, delivery_id: &str, now: Instant) -> Result<Recorded, ReplayError> {
+    let detail = store
+        .delivery(delivery_id)
+        .await?
+        .ok_or_else(|| ReplayError::UnknownDelivery(delivery_id.to_owned()))?;
+    let stored = &detail.delivery;
+    let integration = store
+        .integration(&stored.integration)
+        .await?
+        .ok_or_else(|| ReplayError::IntegrationGone(stored.integration.clone()))?;
+    let interpreted = providers::parse(integration.provider, &detail.body)
+        .map_err(|e| (e.field, e.detail))
+        .and_then(|parsed| interpret(&integration, &parsed, stored.received_at));
+    let recorded = match &interpreted {
+        Err((_, detail)) => Replay::Malformed { reason: detail },
+        Ok(Interpreted::Ignored { reason }) => Replay::Ignored { reason },
+        Ok(Interpreted::Subscription {
+            external_id,
+            incoming,
+            previous_plan,
+        }) => Replay::Subscription {
+            external_id,
+            incoming,
+            previous_plan: previous_plan.as_deref(),
+        },
+        Ok(Interpreted::Order {
+            external_id,
+            incoming,
+            buyer,
+        }) => Replay::Order {
+            external_id,
+            incoming,
+            buyer: buyer.as_ref(),
+        },
+    };
+    Ok(store
+        .replay_delivery(delivery_id, &integration, &recorded, now)
+        .await?)
 }
 
 /// The products of an order payload as product keys, deduplicated.

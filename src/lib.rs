@@ -9,12 +9,11 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod providers;
 pub mod secret;
 pub mod store;
 pub mod time_fmt;
-
-use std::sync::Arc;
 
 pub use http::{AppState, Settings, app};
 
@@ -71,12 +70,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             token.expose()
         );
     }
-    let state = AppState {
-        store: store.clone(),
-        settings: Arc::new(Settings {
+    let state = AppState::new(
+        store.clone(),
+        Settings {
             max_body_bytes: args.max_body_bytes,
-        }),
-    };
+        },
+    );
+    let clock = tokio::spawn(run_clock(store.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Listen {
@@ -89,9 +89,28 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::Serve)?;
+    clock.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the clock looks for subscriptions whose period and grace ran out.
+pub const CLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Records `expired` (source `clock`) for lapsed active subscriptions, now and
+/// every [`CLOCK_INTERVAL`].
+async fn run_clock(store: Store) {
+    let mut ticks = tokio::time::interval(CLOCK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.expire_lapsed(time_fmt::now()).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "clock: recorded lapsed subscriptions as expired"),
+            Err(e) => tracing::warn!(error = %e, "clock: could not check for lapsed subscriptions"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

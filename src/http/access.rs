@@ -146,7 +146,9 @@ async fn check(
         })?;
     let at = at_param(query.at.as_deref())?;
     let rows = state.store.entitlement_rows(&email, Some(&product)).await?;
-    Ok(Json(answer(&email, &product, &rows, at)))
+    let answer = answer(&email, &product, &rows, at);
+    state.metrics.access_check(answer.entitled, answer.reason.as_str());
+    Ok(Json(answer))
 }
 
 /// One access answer per product the customer has any source for.

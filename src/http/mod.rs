@@ -4,23 +4,32 @@
 
 mod access;
 mod auth;
+mod customers;
+mod deliveries;
 mod error;
 mod extract;
+mod grants;
 mod health;
 mod integrations;
 mod orders;
 mod pagination;
 mod products;
 mod subscriptions;
+mod tokens;
 mod webhooks;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 pub use error::{ApiError, Problem};
 
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Largest JSON body the API (not the webhook ingress) accepts.
@@ -31,6 +40,17 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings) -> Self {
+        Self {
+            store,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
 }
 
 /// Run-time settings the handlers need.
@@ -57,8 +77,77 @@ pub fn app(state: AppState) -> Router {
         .merge(orders::router())
         .merge(products::router())
         .merge(subscriptions::router())
+        .merge(deliveries::router())
+        .merge(grants::router())
+        .merge(tokens::router())
+        .merge(customers::router())
         .merge(health::router())
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .merge(health::metrics_router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .fallback(unmatched)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(state)
+}
+
+/// One log line and one latency observation per request, under a request id
+/// (the caller's `x-request-id`, or a new one) echoed in the response. Only the
+/// route template is logged: never the query string, which may carry a token.
+async fn observe(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str).to_owned();
+    finish(&state, route, request, next).await
+}
+
+async fn finish(state: &AppState, route: String, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(crate::store::new_id, str::to_owned);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request(method.as_str(), &route, status, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The header that carries a request's id.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Requests no route matched: logged and measured like the others, then 404.
+async fn unmatched(State(state): State<AppState>, request: Request) -> Response {
+    let next = |_request: Request| async { ApiError::not_found("no such endpoint").into_response() };
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next(request).await;
+    state.metrics.request(
+        method.as_str(),
+        "unmatched",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    tracing::info!(method = %method, route = "unmatched", status = response.status().as_u16(), "request");
+    response
 }

@@ -70,7 +70,10 @@ async fn receive(
         received_at: crate::time_fmt::now(),
     };
     match ingest::receive(&state.store, delivery).await {
-        Ok((_, recorded)) => {
+        Ok((integration_record, recorded)) => {
+            state
+                .metrics
+                .delivery(integration_record.provider.as_str(), recorded.outcome.as_str());
             tracing::info!(
                 integration,
                 delivery_id = recorded.delivery_id,
@@ -83,6 +86,7 @@ async fn receive(
             "no enabled integration {integration:?}"
         ))),
         Err(IngestError::Unauthenticated { provider }) => {
+            state.metrics.auth_failure(provider.as_str());
             tracing::warn!(
                 integration,
                 provider = provider.as_str(),
@@ -91,10 +95,14 @@ async fn receive(
             Err(ApiError::WebhookUnauthorized)
         }
         Err(IngestError::Malformed {
+            provider,
             recorded,
             field,
             detail,
         }) => {
+            state
+                .metrics
+                .delivery(provider.as_str(), Outcome::Malformed.as_str());
             tracing::info!(
                 integration,
                 delivery_id = recorded.delivery_id,

@@ -62,7 +62,8 @@ pub enum Meaning {
 /// A parsed, authenticated delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
-    /// The provider's own event name, as sent (for the delivery log).
+    /// The provider's own event name, as sent, for the delivery log (ZayPay's
+    /// one event type is followed by the order status: `order_status_changed:completed`).
     pub event_name: Option<String>,
     pub meaning: Meaning,
 }

@@ -75,3 +75,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Malformed> {
         }),
     })
 }
+
+#[cfg(test)]
+#[path = "zaypay_tests.rs"]
+mod tests;

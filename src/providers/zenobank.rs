@@ -59,3 +59,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Malformed> {
         }),
     })
 }
+
+#[cfg(test)]
+#[path = "zenobank_tests.rs"]
+mod tests;

@@ -169,6 +169,86 @@ impl Store {
         Err(StoreError::Contention(MAX_ATTEMPTS))
     }
 
+    /// Applies a stored delivery again to the current state (an operator's
+    /// replay) and records the attempt beside the earlier ones. The dedup claim
+    /// is not consulted: replaying is deliberate.
+    pub async fn replay_delivery(
+        &self,
+        delivery_id: &str,
+        integration: &Integration,
+        replay: &Replay<'_>,
+        now: Instant,
+    ) -> Result<Recorded> {
+        let _turn = self.write_turn().await;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            let effect = match replay {
+                Replay::Malformed { reason } => Ok(Effect {
+                    outcome: Outcome::Malformed,
+                    reason: Some((*reason).to_owned()),
+                    subject: None,
+                }),
+                Replay::Ignored { reason } => Ok(Effect {
+                    outcome: Outcome::Ignored,
+                    reason: Some((*reason).to_owned()),
+                    subject: None,
+                }),
+                Replay::Subscription {
+                    external_id,
+                    incoming,
+                    previous_plan,
+                } => {
+                    apply_subscription(
+                        &mut tx,
+                        integration,
+                        external_id,
+                        incoming,
+                        *previous_plan,
+                        delivery_id,
+                        "replay",
+                    )
+                    .await
+                }
+                Replay::Order {
+                    external_id,
+                    incoming,
+                    buyer,
+                } => apply_order(&mut tx, integration, external_id, incoming, *buyer, delivery_id, "replay").await,
+            };
+            let effect = match effect {
+                Ok(effect) => effect,
+                Err(Attempt::Retry) => {
+                    drop(tx);
+                    backoff(attempt).await;
+                    continue;
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+            };
+            match record_attempt(&mut tx, delivery_id, now, "replay", &effect).await {
+                Ok(()) => {}
+                Err(StoreError::Database(e)) if is_retryable(&e) => {
+                    drop(tx);
+                    backoff(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            match tx.commit().await {
+                Ok(()) => {
+                    return Ok(Recorded {
+                        delivery_id: delivery_id.to_owned(),
+                        outcome: effect.outcome,
+                        reason: effect.reason,
+                        subject: effect.subject,
+                    });
+                }
+                Err(e) if is_retryable(&e) => backoff(attempt).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Contention(MAX_ATTEMPTS))
+    }
+
     /// Runs one delivery's transaction: claim the dedup key (a redelivery is
     /// recorded as `duplicate` and goes no further), apply, store the delivery
     /// row with the outcome, commit. A transaction that lost a race runs again.
@@ -221,6 +301,7 @@ impl Store {
                     incoming,
                     *previous_plan,
                     &delivery_id,
+                    "delivery",
                 )
                 .await?
             }
@@ -229,14 +310,7 @@ impl Store {
                 incoming,
                 buyer,
             } => {
-                apply_order(
-                    &mut tx,
-                    inbound.integration,
-                    external_id,
-                    incoming,
-                    *buyer,
-                    &delivery_id,
-                )
+                apply_order(&mut tx, inbound.integration, external_id, incoming, *buyer, &delivery_id, "delivery")
                 .await?
             }
         };
@@ -250,6 +324,26 @@ impl Store {
         tx.commit().await?;
         Ok(recorded)
     }
+}
+
+/// What a replayed delivery means now, as its provider's adapter reads it.
+pub enum Replay<'a> {
+    Malformed {
+        reason: &'a str,
+    },
+    Ignored {
+        reason: &'a str,
+    },
+    Subscription {
+        external_id: &'a str,
+        incoming: &'a Incoming,
+        previous_plan: Option<&'a str>,
+    },
+    Order {
+        external_id: &'a str,
+        incoming: &'a order::Incoming,
+        buyer: Option<&'a Buyer>,
+    },
 }
 
 /// What a delivery asks of the store.
@@ -276,6 +370,7 @@ async fn apply_order(
     incoming: &order::Incoming,
     buyer: Option<&Buyer>,
     delivery_id: &str,
+    source: &str,
 ) -> std::result::Result<Effect, Attempt> {
     if buyer.is_none() {
         orders::touch_ref(tx, integration.id.as_str(), external_id).await?;
@@ -336,7 +431,7 @@ async fn apply_order(
         &decision,
         incoming.received_at,
         Some(delivery_id),
-        "delivery",
+        source,
     );
     orders::record_history(tx, &order.id, seq, &entry).await?;
     if let Some(next) = &decision.next {
@@ -457,6 +552,7 @@ async fn apply_subscription(
     incoming: &Incoming,
     previous_plan: Option<&str>,
     delivery_id: &str,
+    source: &str,
 ) -> std::result::Result<Effect, Attempt> {
     let current = load_for_update(tx, integration.id.as_str(), external_id).await?;
     let decision = subscription::decide(current.as_ref().map(|c| &c.snapshot), incoming);
@@ -469,6 +565,7 @@ async fn apply_subscription(
         &decision,
         previous_plan,
         delivery_id,
+        source,
     )
     .await?;
     let Some(subscription_id) = recorded else {

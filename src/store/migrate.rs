@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_orders.sql"),
         postgres: include_str!("../../migrations/postgres/0003_orders.sql"),
     },
+    Migration {
+        version: 4,
+        description: "grants",
+        sqlite: include_str!("../../migrations/sqlite/0004_grants.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_grants.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

@@ -3,7 +3,10 @@
 //! `RETURNING`); only the DDL differs, in `migrations/<engine>/`. Instants travel
 //! as unix microseconds and booleans as 0/1, which both engines carry as integers.
 
+mod clock;
+mod deliveries;
 mod entitlements;
+mod grants;
 mod ingest;
 mod integrations;
 mod migrate;
@@ -21,8 +24,10 @@ use tokio::sync::Mutex;
 use crate::domain::{Instant, InvalidValue};
 use crate::time_fmt;
 
+pub use deliveries::{AttemptRecord, DeliveryDetail, DeliveryFilter, DeliveryRecord};
 pub use entitlements::EntitlementRow;
-pub use ingest::{Inbound, Recorded, Subject};
+pub use grants::Grant;
+pub use ingest::{Inbound, Recorded, Replay, Subject};
 pub use integrations::Integration;
 pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use products::Product;

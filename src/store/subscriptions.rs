@@ -106,6 +106,16 @@ pub(super) async fn load_for_update(
     .transpose()
 }
 
+pub(super) async fn load_by_id(tx: &mut AnyConnection, id: &str) -> Result<Option<SubscriptionRecord>> {
+    sqlx::query(trusted(format!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
 /// Writes a decision: the subscription (created, or compare-and-set on its
 /// version) and its history entry. Returns the subscription id, or `None` when
 /// the event created nothing (a warning for an unknown subscription).
@@ -119,6 +129,7 @@ pub(super) async fn record_decision(
     decision: &Decision,
     previous_plan: Option<&str>,
     delivery_id: &str,
+    source: &str,
 ) -> std::result::Result<Option<String>, Attempt> {
     let now = micros(incoming.received_at);
     let (id, version) = match (current, &decision.next) {
@@ -195,7 +206,7 @@ pub(super) async fn record_decision(
             outcome: decision.outcome,
             reason: decision.reason.clone(),
             delivery_id: Some(delivery_id.to_owned()),
-            source: "delivery".into(),
+            source: source.into(),
             plan: incoming.plan.clone(),
             previous_plan: previous_plan.map(str::to_owned),
         },

@@ -150,3 +150,25 @@ impl Store {
         Ok(Some(token))
     }
 }
+
+impl Store {
+    /// Every token, without values, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<Token>> {
+        sqlx::query("SELECT id, name, scope, created_at FROM api_tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// Deletes a token: requests presenting it are refused from now on.
+    pub async fn delete_token(&self, id: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -5,8 +5,6 @@
 
 pub mod server;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -106,10 +104,7 @@ impl TestApp {
             )
             .await
             .expect("admin token");
-        let router = app(AppState {
-            store: store.clone(),
-            settings: Arc::new(settings),
-        });
+        let router = app(AppState::new(store.clone(), settings));
         Some(Self {
             router,
             store,

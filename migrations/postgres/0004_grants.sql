@@ -1,0 +1,13 @@
+-- Entitlements given by hand: promotional, support, comp. Revoking keeps the
+-- row (revoked_at set) so the customer's timeline still shows it.
+CREATE TABLE grants (
+    id           TEXT PRIMARY KEY,
+    email        TEXT NOT NULL,
+    product      TEXT NOT NULL,
+    valid_from   BIGINT NOT NULL,
+    valid_until  BIGINT,
+    reason       TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    revoked_at   BIGINT
+);
+CREATE INDEX grants_by_email ON grants (email);

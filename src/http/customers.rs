@@ -1,0 +1,128 @@
+//! `GET /v1/admin/customers/{email}`: everything about one customer, to answer
+//! "why was this customer denied?" in one request.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::AppState;
+use super::access::{AccessAnswer, answer, by_product};
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult};
+use super::grants::GrantView;
+use super::orders::OrderView;
+use super::subscriptions::{HistoryView, SubscriptionView};
+use crate::domain::access::SourceKind;
+use crate::domain::{Email, Instant};
+use crate::store::{OrderFilter, SubscriptionFilter};
+use crate::time_fmt::{self, serde_rfc3339};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/admin/customers/{email}", get(show))
+}
+
+/// One customer's sources, current entitlements and merged timeline.
+#[derive(Debug, Serialize)]
+pub struct CustomerView {
+    pub email: Email,
+    #[serde(with = "serde_rfc3339")]
+    pub at: Instant,
+    pub subscriptions: Vec<SubscriptionView>,
+    pub orders: Vec<OrderView>,
+    pub grants: Vec<GrantView>,
+    /// One access answer per product, now.
+    pub entitlements: Vec<AccessAnswer>,
+    /// Every history entry of every source, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One entry of the merged timeline.
+#[derive(Debug, Serialize)]
+pub struct TimelineEntry {
+    pub kind: &'static str,
+    /// The subscription, order or grant.
+    pub id: String,
+    #[serde(flatten)]
+    pub entry: HistoryView,
+}
+
+/// A customer's subscriptions, orders, grants, entitlements and timeline.
+async fn show(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(email): Path<String>,
+) -> ApiResult<Json<CustomerView>> {
+    let email = Email::parse(&email).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
+    let store = &state.store;
+    let now = time_fmt::now();
+    let subscriptions = store
+        .subscriptions(&SubscriptionFilter {
+            email: Some(email.as_str()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    let orders = store
+        .orders(&OrderFilter {
+            email: Some(email.as_str()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    let grants = store.grants(Some(&email)).await?;
+    let rows = store.entitlement_rows(&email, None).await?;
+
+    let mut timeline = Vec::new();
+    for (kind, id) in subscriptions
+        .iter()
+        .map(|s| (SourceKind::Subscription, &s.id))
+        .chain(orders.iter().map(|o| (SourceKind::Order, &o.id)))
+    {
+        for entry in store.history(kind, id).await? {
+            timeline.push(TimelineEntry {
+                kind: kind.as_str(),
+                id: id.clone(),
+                entry: entry.into(),
+            });
+        }
+    }
+    for grant in &grants {
+        let mut push = |at: Instant, event: &str, from: Option<&str>, to: &str| {
+            timeline.push(TimelineEntry {
+                kind: SourceKind::Grant.as_str(),
+                id: grant.id.clone(),
+                entry: HistoryView {
+                    at,
+                    event: event.to_owned(),
+                    from_state: from.map(str::to_owned),
+                    to_state: Some(to.to_owned()),
+                    outcome: crate::domain::Outcome::Applied,
+                    reason: Some(grant.reason.clone()),
+                    delivery_id: None,
+                    source: "admin".to_owned(),
+                    plan: None,
+                    previous_plan: None,
+                },
+            });
+        };
+        push(grant.created_at, "granted", None, "active");
+        if let Some(revoked_at) = grant.revoked_at {
+            push(revoked_at, "revoked", Some("active"), "revoked");
+        }
+    }
+    timeline.sort_by_key(|t| t.entry.at);
+
+    Ok(Json(CustomerView {
+        entitlements: by_product(&rows)
+            .into_iter()
+            .map(|(product, rows)| answer(&email, product, rows, now))
+            .collect(),
+        subscriptions: subscriptions.into_iter().map(Into::into).collect(),
+        orders: orders.into_iter().map(Into::into).collect(),
+        grants: grants.into_iter().map(Into::into).collect(),
+        timeline,
+        email,
+        at: now,
+    }))
+}

@@ -1,0 +1,154 @@
+//! Grants: entitlements given by an operator, revocable.
+
+use sqlx::any::AnyRow;
+
+use super::entitlements::{EntitlementRow, replace_for_source};
+use super::{Result, Store, instant, micros, new_id, opt_instant, opt_micros, text};
+use crate::domain::access::{Facts, SourceKind, SourceState};
+use crate::domain::{Email, Instant, Policy, ProductKey};
+
+/// A grant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub email: Email,
+    pub product: ProductKey,
+    pub valid_from: Instant,
+    /// `None`: for ever.
+    pub valid_until: Option<Instant>,
+    pub reason: String,
+    pub created_at: Instant,
+    pub revoked_at: Option<Instant>,
+}
+
+const COLUMNS: &str = "id, email, product, valid_from, valid_until, reason, created_at, revoked_at";
+
+fn from_row(row: &AnyRow) -> Result<Grant> {
+    Ok(Grant {
+        id: text(row, "id")?,
+        email: Email::parse(&text(row, "email")?)?,
+        product: ProductKey::parse(&text(row, "product")?)?,
+        valid_from: instant(row, "valid_from")?,
+        valid_until: opt_instant(row, "valid_until")?,
+        reason: text(row, "reason")?,
+        created_at: instant(row, "created_at")?,
+        revoked_at: opt_instant(row, "revoked_at")?,
+    })
+}
+
+fn entitlement(grant: &Grant, changed_at: Instant) -> EntitlementRow {
+    EntitlementRow::new(
+        &grant.id,
+        &grant.product,
+        &grant.email,
+        None,
+        None,
+        None,
+        Facts {
+            state: SourceState::Grant {
+                revoked: grant.revoked_at.is_some(),
+            },
+            start: grant.valid_from,
+            end: grant.valid_until,
+        },
+        // A grant's window is its own: product policies do not change it.
+        &Policy::default(),
+        changed_at,
+    )
+}
+
+impl Store {
+    /// Creates a grant and its entitlement row in one transaction.
+    pub async fn create_grant(
+        &self,
+        email: &Email,
+        product: &ProductKey,
+        valid_from: Instant,
+        valid_until: Option<Instant>,
+        reason: &str,
+        now: Instant,
+    ) -> Result<Grant> {
+        let grant = Grant {
+            id: new_id(),
+            email: email.clone(),
+            product: product.clone(),
+            valid_from,
+            valid_until,
+            reason: reason.to_owned(),
+            created_at: now,
+            revoked_at: None,
+        };
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO grants (id, email, product, valid_from, valid_until, reason, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(grant.id.as_str())
+        .bind(email.as_str())
+        .bind(product.as_str())
+        .bind(micros(valid_from))
+        .bind(opt_micros(valid_until))
+        .bind(reason)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        replace_for_source(&mut tx, SourceKind::Grant, &grant.id, &[entitlement(&grant, now)]).await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+
+    /// Grants, newest first, optionally for one customer.
+    pub async fn grants(&self, email: Option<&Email>) -> Result<Vec<Grant>> {
+        let rows = match email {
+            Some(email) => {
+                sqlx::query(super::trusted(format!(
+                    "SELECT {COLUMNS} FROM grants WHERE email = $1 ORDER BY id DESC"
+                )))
+                .bind(email.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(super::trusted(format!("SELECT {COLUMNS} FROM grants ORDER BY id DESC")))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
+        sqlx::query(super::trusted(format!("SELECT {COLUMNS} FROM grants WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+    }
+
+    /// Revokes a grant: the row stays with `revoked_at`, its entitlement stops.
+    /// `None` when there is no such grant; a grant already revoked is returned
+    /// as it is.
+    pub async fn revoke_grant(&self, id: &str, now: Instant) -> Result<Option<Grant>> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(micros(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(super::trusted(format!("SELECT {COLUMNS} FROM grants WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(grant) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let changed_at = grant.revoked_at.unwrap_or(now);
+        replace_for_source(&mut tx, SourceKind::Grant, &grant.id, &[entitlement(&grant, changed_at)]).await?;
+        tx.commit().await?;
+        Ok(Some(grant))
+    }
+}
