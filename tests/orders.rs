@@ -35,6 +35,7 @@ on_both_databases!(
     order_registration_validation,
     admin_orders_list_filters_pagination_and_detail,
     concurrent_payment_and_registration_never_lose_the_payment,
+    concurrent_retries_and_double_registrations_apply_once,
 );
 
 /// Zenofy's sample order (`order_paid.json`, `order_refunded.json`).
@@ -364,6 +365,24 @@ async fn order(app: &TestApp, id: &str) -> Value {
     reply.body
 }
 
+/// `GET /v1/admin/deliveries{query}` items, expected to succeed.
+async fn deliveries(app: &TestApp, query: &str) -> Vec<Value> {
+    let reply = app
+        .admin(Method::GET, &format!("/v1/admin/deliveries{query}"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{query}: {:?}", reply.body);
+    reply.body["items"].as_array().expect("items").clone()
+}
+
+/// `GET /v1/admin/deliveries/{id}`, expected to succeed.
+async fn delivery(app: &TestApp, id: &str) -> Value {
+    let reply = app
+        .admin(Method::GET, &format!("/v1/admin/deliveries/{id}"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body
+}
+
 /// One history entry: `(event, from_state, to_state, outcome, delivery_id)`.
 type Entry = (String, Value, Value, String, Value);
 
@@ -624,6 +643,51 @@ async fn zenofy_order_paid_entitles_every_item_and_refund_revokes(app: TestApp) 
         .collect();
     assert!(reasons[0].is_null(), "{reasons:?}");
     assert!(reasons[1].is_string(), "{reasons:?}");
+
+    // SaaS subscription payloads still go through the same integration,
+    // told apart by `event`: a subscription, not an order.
+    let reply = app
+        .zenofy(fixture("zenofy/subscription.activated.json"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["outcome"], "applied", "{:?}", reply.body);
+    assert_eq!(
+        reply.body["subject"]["kind"], "subscription",
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(order_ids(&app, "").await, vec![id.clone()]);
+
+    // The customer's entitlements list one answer per bought product.
+    let reply = app
+        .admin(
+            Method::GET,
+            &format!("/v1/customers/{ADA}/entitlements"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let items: Vec<_> = reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["product"].clone(),
+                i["entitled"].clone(),
+                i["reason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            (json!("bonus"), json!(false), json!("refunded")),
+            (json!("pro"), json!(false), json!("refunded")),
+        ],
+        "{:?}",
+        reply.body
+    );
 
     // The state filter follows the order.
     assert_eq!(order_ids(&app, "?state=paid").await, Vec::<String>::new());
@@ -956,8 +1020,9 @@ async fn zenobank_secret_must_be_a_signing_secret(app: TestApp) {
             )
             .await;
         assert_invalid(bad, &reply, "secret");
+        // (`whsec_` alone is the prefix the detail itself names.)
         assert!(
-            !reply.body["detail"].as_str().unwrap().contains(bad),
+            bad == "whsec_" || !reply.body["detail"].as_str().unwrap().contains(bad),
             "the detail repeats the secret: {:?}",
             reply.body
         );
@@ -1198,6 +1263,29 @@ async fn zenobank_registered_checkout_completed_entitles_at_once(app: TestApp) {
         "{detail:#?}"
     );
 
+    // Ids as numbers or strings: an order id sent as a number matches the
+    // registration of its digits.
+    let numeric = assert_order(
+        "numeric order id",
+        &register(&app, ZB, "778899", "numeric@example.com", "pro").await,
+        StatusCode::CREATED,
+        "pending",
+    );
+    let mut body_num = fixture_json("zenobank/checkout.completed.json");
+    body_num["data"]["orderId"] = json!(778899);
+    let reply = zenobank(&app, "msg_numeric", &serde_json::to_vec(&body_num).unwrap()).await;
+    let answer = assert_delivery("numeric orderId", &reply, "applied", Some("paid"));
+    assert_eq!(answer["subject"]["id"], numeric["id"]);
+    assert_access(
+        &app,
+        "numeric order id",
+        ("numeric@example.com", "pro", None),
+        true,
+        "purchase",
+        Value::Null,
+    )
+    .await;
+
     // Registering it again, the same way: 200, unchanged.
     let same = assert_order(
         "registration again",
@@ -1276,6 +1364,11 @@ async fn zenobank_signatures_timestamps_and_replays(app: TestApp) {
     );
     let pending = order_ids(&app, "?state=pending").await;
     assert_eq!(pending.len(), 5, "nothing was applied");
+    assert_eq!(
+        deliveries(&app, &format!("?integration={ZB}&limit=500")).await,
+        Vec::<Value>::new(),
+        "nothing was stored"
+    );
     assert_access(
         &app,
         "after rejected signatures",
@@ -1327,6 +1420,13 @@ async fn zenobank_signatures_timestamps_and_replays(app: TestApp) {
         &zenobank_svix(&app, "msg_sig_1", ts, &good, &body).await,
         "duplicate",
         Some("paid"),
+    );
+
+    let stored = deliveries(&app, &format!("?integration={ZB}&limit=500")).await;
+    assert_eq!(
+        stored.len(),
+        2,
+        "the applied message and its replay: {stored:#?}"
     );
 
     // 2. Timestamps: more than five minutes old or ahead is refused even when
@@ -1459,6 +1559,13 @@ async fn zenobank_signatures_timestamps_and_replays(app: TestApp) {
         Value::Null,
     )
     .await;
+
+    let stored = deliveries(&app, &format!("?integration={ZB}&limit=500")).await;
+    assert_eq!(
+        stored.len(),
+        3,
+        "no refused request was stored: {stored:#?}"
+    );
 
     // 4. Key rotation: the header lists several signatures; one valid `v1`
     //    entry is enough, other versions are skipped.
@@ -1813,6 +1920,47 @@ async fn payment_before_registration_is_applied_by_the_registration(app: TestApp
         "{detail:#?}"
     );
 
+    // The delivery log: the early delivery now carries the registration's
+    // outcome, beside the one it got when it arrived.
+    let early_id = early["delivery_id"].as_str().unwrap();
+    let logged = delivery(&app, early_id).await;
+    assert_eq!(logged["outcome"], "applied", "{logged:#?}");
+    assert_eq!(
+        logged["subject"],
+        json!({"kind": "order", "id": id}),
+        "{logged:#?}"
+    );
+    assert_eq!(logged["event"], "checkout.completed", "{logged:#?}");
+    assert_eq!(logged["body"].as_str().unwrap().as_bytes(), &body[..]);
+    let attempts: Vec<_> = logged["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["trigger"].clone(),
+                a["outcome"].clone(),
+                a["subject"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            (json!("received"), json!("unmatched"), Value::Null),
+            (
+                json!("registration"),
+                json!("applied"),
+                json!({"kind": "order", "id": id})
+            ),
+        ],
+        "{logged:#?}"
+    );
+    assert!(
+        deliveries(&app, "?outcome=unmatched").await.is_empty(),
+        "no delivery is left unmatched"
+    );
+
     // A retry of the early message now: still a duplicate, pointing at the order.
     let retry = assert_delivery(
         "retry after the registration",
@@ -2065,6 +2213,17 @@ async fn zaypay_order_lifecycle_with_token_auth(app: TestApp) {
         "{detail:#?}"
     );
 
+    // An unknown status or another event type means nothing for entitlements.
+    let mut unknown = fixture_json("zaypay/completed.json");
+    unknown["payload"]["order"]["status"] = json!("teleported");
+    let ignored = zaypay(&app, serde_json::to_vec(&unknown).unwrap()).await;
+    assert_delivery("unknown status", &ignored, "ignored", None);
+    let mut other = fixture_json("zaypay/completed.json");
+    other["event_type"] = json!("wallet_updated");
+    let ignored = zaypay(&app, serde_json::to_vec(&other).unwrap()).await;
+    assert_delivery("other event type", &ignored, "ignored", None);
+    assert_eq!(order(&app, &id).await["state"], "refunded");
+
     // A subject nobody registered: unmatched, stored, granting nothing.
     let stranger = assert_delivery(
         "unregistered subject",
@@ -2267,6 +2426,37 @@ async fn zaypay_unregistered_deliveries_apply_in_arrival_order(app: TestApp) {
         Value::Null,
     )
     .await;
+
+    // D: registered, then ZayPay blocks the order's creation: canceled, and a
+    // completion after that is rejected.
+    let d = "dddddddd-0000-4000-8000-00000000000d";
+    assert_order(
+        "register D",
+        &register(&app, ZP, d, "d@example.com", "pro").await,
+        StatusCode::CREATED,
+        "pending",
+    );
+    assert_delivery(
+        "D creation_blocked",
+        &zaypay(&app, zp_body("creation_blocked", d)).await,
+        "applied",
+        Some("canceled"),
+    );
+    assert_delivery(
+        "D completed after the block",
+        &zaypay(&app, zp_body("completed", d)).await,
+        "rejected",
+        Some("canceled"),
+    );
+    assert_access(
+        &app,
+        "D",
+        ("d@example.com", "pro", None),
+        false,
+        "canceled",
+        Value::Null,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- the API
@@ -2376,9 +2566,33 @@ async fn order_registration_validation(app: TestApp) {
         "nothing registered"
     );
 
-    // The valid body registers.
-    let reply = app.admin(Method::POST, "/v1/orders", Some(valid)).await;
-    assert_order("valid", &reply, StatusCode::CREATED, "pending");
+    // An `app` token registers orders; it cannot read the admin views.
+    let reply = app
+        .admin(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"name": "saas backend", "scope": "app"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let token = reply.body["token"].as_str().unwrap().to_owned();
+    let reply = app
+        .with_token(&token, Method::POST, "/v1/orders", Some(valid))
+        .await;
+    let registered = assert_order("valid", &reply, StatusCode::CREATED, "pending");
+    let forbidden = app
+        .with_token(&token, Method::GET, "/v1/admin/orders", None)
+        .await;
+    forbidden.assert_problem(StatusCode::FORBIDDEN, None);
+    let forbidden = app
+        .with_token(
+            &token,
+            Method::GET,
+            &format!("/v1/admin/orders/{}", registered["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    forbidden.assert_problem(StatusCode::FORBIDDEN, None);
 
     // The admin views validate their parameters.
     assert_invalid(
@@ -2547,34 +2761,45 @@ async fn admin_orders_list_filters_pagination_and_detail(app: TestApp) {
 
 // ---------------------------------------------------------------- concurrency
 
-/// Runs `payment` and `registration` at the same instant (each in its own task,
-/// released together).
+/// A request to run concurrently with others.
+type Pending = std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Runs every request at the same instant (each in its own task, released
+/// together, spawned in the order given); the replies in that order.
+async fn together(requests: Vec<Pending>) -> Vec<Reply> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                request.await
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("request task"));
+    }
+    replies
+}
+
+/// Runs `payment` and `registration` at the same instant.
 async fn race(
     payment: impl Future<Output = Reply> + Send + 'static,
     registration: impl Future<Output = Reply> + Send + 'static,
     payment_first: bool,
 ) -> (Reply, Reply) {
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let spawn = |f: std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>| {
-        let barrier = barrier.clone();
-        tokio::spawn(async move {
-            barrier.wait().await;
-            f.await
-        })
-    };
-    let (p, r) = if payment_first {
-        let p = spawn(Box::pin(payment));
-        let r = spawn(Box::pin(registration));
-        (p, r)
+    if payment_first {
+        let mut replies = together(vec![Box::pin(payment), Box::pin(registration)]).await;
+        let registered = replies.pop().unwrap();
+        (replies.pop().unwrap(), registered)
     } else {
-        let r = spawn(Box::pin(registration));
-        let p = spawn(Box::pin(payment));
-        (p, r)
-    };
-    (
-        p.await.expect("payment task"),
-        r.await.expect("registration task"),
-    )
+        let mut replies = together(vec![Box::pin(registration), Box::pin(payment)]).await;
+        let paid = replies.pop().unwrap();
+        (paid, replies.pop().unwrap())
+    }
 }
 
 /// Checks one raced order: paid, the buyer entitled, one `paid` entry in the
@@ -2674,4 +2899,96 @@ async fn concurrent_payment_and_registration_never_lose_the_payment(app: TestApp
     eprintln!("race outcomes: {outcomes:?}");
     assert_eq!(order_ids(&app, "?state=paid&limit=500").await.len(), 16);
     assert_eq!(order_ids(&app, "?state=pending").await.len(), 0);
+}
+
+async fn concurrent_retries_and_double_registrations_apply_once(app: TestApp) {
+    zenobank_integration(&app).await;
+    let app = Arc::new(app);
+    for n in 0..6 {
+        let order_id = format!("retry-race-{n}");
+        let email = format!("retry{n}@example.com");
+        let body = zb_body("checkout.completed", &order_id);
+        let msg = format!("msg_retry_race_{n}");
+        // Svix sends the message and retries it (same id, timestamp and
+        // signature) while the backend registers the order twice.
+        let ts = now_unix();
+        let signature = sign(ZB_SECRET, &msg, ts, &body);
+        let payment = || -> Pending {
+            let (app, msg, signature, body) =
+                (app.clone(), msg.clone(), signature.clone(), body.clone());
+            Box::pin(async move { zenobank_svix(&app, &msg, ts, &signature, &body).await })
+        };
+        let registration = || -> Pending {
+            let (app, order_id, email) = (app.clone(), order_id.clone(), email.clone());
+            Box::pin(async move { register(&app, ZB, &order_id, &email, "pro").await })
+        };
+        let requests = if n % 2 == 0 {
+            vec![payment(), registration(), payment(), registration()]
+        } else {
+            vec![registration(), payment(), registration(), payment()]
+        };
+        let replies = together(requests).await;
+        let (payments, registrations): (Vec<_>, Vec<_>) = replies
+            .iter()
+            .partition(|r| r.body.get("delivery_id").is_some());
+        let what = format!("retry race {n}");
+        assert_eq!(payments.len(), 2, "{what}: {replies:?}");
+        assert_eq!(registrations.len(), 2, "{what}: {replies:?}");
+
+        // One message: exactly one of the two is the duplicate.
+        let first: Vec<_> = payments
+            .iter()
+            .filter(|r| r.body["outcome"] != "duplicate")
+            .collect();
+        assert_eq!(first.len(), 1, "{what}: {payments:?}");
+        assert!(
+            ["applied", "unmatched"].contains(&first[0].body["outcome"].as_str().unwrap()),
+            "{what}: {payments:?}"
+        );
+        for reply in &payments {
+            assert_eq!(reply.status, StatusCode::OK, "{what}: {:?}", reply.body);
+        }
+        // One order: created once, the other registration returns it.
+        let mut statuses: Vec<_> = registrations.iter().map(|r| r.status).collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            vec![StatusCode::OK, StatusCode::CREATED],
+            "{what}: {registrations:?}"
+        );
+        let id = &registrations[0].body["id"];
+        assert_eq!(&registrations[1].body["id"], id, "{what}");
+
+        let detail = order(&app, id.as_str().unwrap()).await;
+        assert_eq!(detail["state"], "paid", "{what}: {detail:#?}");
+        assert_eq!(
+            history(&detail, &[]),
+            vec![
+                entry(
+                    "registered",
+                    Value::Null,
+                    json!("pending"),
+                    "applied",
+                    Value::Null
+                ),
+                entry(
+                    "paid",
+                    json!("pending"),
+                    json!("paid"),
+                    "applied",
+                    first[0].body["delivery_id"].clone()
+                ),
+            ],
+            "{what}: {detail:#?}"
+        );
+        assert_access(
+            &app,
+            &what,
+            (&email, "pro", None),
+            true,
+            "purchase",
+            Value::Null,
+        )
+        .await;
+    }
 }
