@@ -20,6 +20,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations and exit.
     Migrate(DatabaseArgs),
+    /// Print the OpenAPI document.
+    Openapi,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -54,6 +54,9 @@ struct Acknowledged {
 }
 
 /// A `subscription.activated` for a subscription nobody has seen.
+const PERIOD_END_SENT: &str = "2096-06-01T10:00:00+02:00";
+const PERIOD_END_STORED: &str = "2096-06-01T08:00:00Z";
+
 fn fresh_activation() -> (String, String, Vec<u8>) {
     let unique = uuid::Uuid::now_v7().simple().to_string();
     let external_id = format!("sub-{unique}");
@@ -62,6 +65,10 @@ fn fresh_activation() -> (String, String, Vec<u8>) {
     body["subscriptionId"] = json!(external_id);
     body["customerEmail"] = json!(email);
     body["order"]["customer"]["email"] = json!(email);
+    // A period that has not ended: the restarted server's clock would
+    // otherwise (rightly) record the fixture's 2026 period as expired.
+    body["currentPeriodStart"] = json!("2096-05-01T10:00:00+02:00");
+    body["currentPeriodEnd"] = json!(PERIOD_END_SENT);
     (external_id, email, body.to_string().into_bytes())
 }
 
@@ -183,7 +190,7 @@ fn sigkill_under_webhook_load_loses_no_acknowledged_delivery(
         assert_eq!(detail["external_id"], ack.external_id.as_str(), "{detail}");
         assert_eq!(detail["email"], ack.email.as_str(), "{detail}");
         assert_eq!(detail["state"], "active", "{ack:?}: {detail}");
-        assert_eq!(detail["current_period_end"], "2026-06-01T08:00:00Z");
+        assert_eq!(detail["current_period_end"], PERIOD_END_STORED);
         let history = detail["history"].as_array().expect("history");
         let entry = history
             .iter()

@@ -46,7 +46,9 @@ impl fmt::Display for Email {
     }
 }
 
-/// A product key such as `pro`: what access checks ask about.
+/// A product key such as `pro`: what access checks ask about. URL-safe, since
+/// it appears in paths (`/v1/admin/products/{key}`); provider product ids that
+/// are not map to one through the integration's `product_map`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct ProductKey(String);
@@ -54,9 +56,14 @@ pub struct ProductKey(String);
 impl ProductKey {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > 200 || raw.chars().any(|c| c.is_control()) {
+        let ok = !raw.is_empty()
+            && raw.len() <= 200
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !ok {
             return Err(InvalidValue(format!(
-                "{raw:?} is not a product key (1 to 200 printable characters)"
+                "{raw:?} is not a product key (1 to 200 of A-Z, a-z, 0-9, '-', '_', '.', ':')"
             )));
         }
         Ok(Self(raw.to_owned()))

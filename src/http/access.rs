@@ -5,12 +5,13 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::App;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Params;
-use crate::domain::access::{self, Reason};
+use crate::domain::access::{self, Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
 use crate::store::EntitlementRow;
 use crate::time_fmt::{self, serde_rfc3339};
@@ -21,53 +22,83 @@ pub fn router() -> Router<AppState> {
         .route("/v1/customers/{email}/entitlements", get(entitlements))
 }
 
-#[derive(Debug, Deserialize)]
+/// Whom and what to check, and when.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AccessQuery {
+    /// The customer's email (compared trimmed and lower-cased).
+    #[param(required = true, value_type = String, format = Email, example = "ada@example.com")]
     email: Option<String>,
+    /// The product key, e.g. `pro`.
+    #[param(required = true, value_type = String, example = "pro")]
     product: Option<String>,
+    /// The instant to answer for (RFC 3339); now when omitted.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-05-01T08:30:00Z")]
     at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// When to answer.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AtQuery {
+    /// The instant to answer for (RFC 3339); now when omitted.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-05-01T08:30:00Z")]
     at: Option<String>,
 }
 
 /// Whether one customer is entitled to one product at one instant, and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccessAnswer {
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
+    #[schema(value_type = String)]
     pub product: ProductKey,
     pub entitled: bool,
     pub reason: Reason,
+    /// When the access ends, if it is granted and not for ever.
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub valid_until: Option<Instant>,
+    /// The plan of the source that grants access, if it names one.
+    #[schema(required = true)]
     pub plan: Option<String>,
+    /// The instant answered for.
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
     pub sources: Vec<SourceView>,
 }
 
 /// One source the answer considered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceView {
+    #[schema(value_type = SourceKind)]
     pub kind: &'static str,
+    /// The subscription, order or grant.
     pub id: String,
+    /// The source's state (a subscription's, an order's, or a grant's `active`/`revoked`).
     pub state: &'static str,
+    #[schema(required = true)]
     pub provider: Option<String>,
+    #[schema(required = true)]
     pub integration: Option<String>,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub access_from: Option<Instant>,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub access_until: Option<Instant>,
+    #[schema(required = true)]
     pub plan: Option<String>,
 }
 
 /// Every product a customer has any source for, each answered at one instant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EntitlementsAnswer {
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
     pub items: Vec<AccessAnswer>,
 }
@@ -128,8 +159,23 @@ pub fn answer(
     }
 }
 
+/// Check one customer's access to one product.
+///
 /// Is this email entitled to this product now (or at `at`)? Unknown customers
 /// are simply not entitled (`no_entitlement`).
+#[utoipa::path(
+    get,
+    path = "/v1/access",
+    operation_id = "check_access",
+    tag = "access",
+    params(AccessQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The answer, with every source considered", body = AccessAnswer),
+        (status = 400, description = "`email`, `product` or `at` is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn check(
     State(state): State<AppState>,
     _caller: App,
@@ -147,11 +193,32 @@ async fn check(
     let at = at_param(query.at.as_deref())?;
     let rows = state.store.entitlement_rows(&email, Some(&product)).await?;
     let answer = answer(&email, &product, &rows, at);
-    state.metrics.access_check(answer.entitled, answer.reason.as_str());
+    state
+        .metrics
+        .access_check(answer.entitled, answer.reason.as_str());
     Ok(Json(answer))
 }
 
-/// One access answer per product the customer has any source for.
+/// List one customer's entitlements.
+///
+/// One access answer per product the customer has any source for, at `at`
+/// (default now). Unknown customers have none.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{email}/entitlements",
+    operation_id = "customer_entitlements",
+    tag = "access",
+    params(
+        ("email" = String, Path, description = "The customer's email", format = Email),
+        AtQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One access answer per product", body = EntitlementsAnswer),
+        (status = 400, description = "`email` or `at` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn entitlements(
     State(state): State<AppState>,
     _caller: App,

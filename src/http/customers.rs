@@ -5,11 +5,12 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::access::{AccessAnswer, answer, by_product};
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::grants::GrantView;
 use super::orders::OrderView;
 use super::subscriptions::{HistoryView, SubscriptionView};
@@ -23,10 +24,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One customer's sources, current entitlements and merged timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerView {
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
+    /// The instant the entitlements are answered for (now).
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
     pub subscriptions: Vec<SubscriptionView>,
     pub orders: Vec<OrderView>,
@@ -38,8 +42,9 @@ pub struct CustomerView {
 }
 
 /// One entry of the merged timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineEntry {
+    #[schema(value_type = SourceKind)]
     pub kind: &'static str,
     /// The subscription, order or grant.
     pub id: String,
@@ -47,13 +52,32 @@ pub struct TimelineEntry {
     pub entry: HistoryView,
 }
 
-/// A customer's subscriptions, orders, grants, entitlements and timeline.
+/// Show everything about one customer.
+///
+/// A customer's subscriptions, orders, grants, current entitlements and one
+/// merged timeline of every source's history, oldest first: the answer to
+/// "why was this customer denied?" in one request.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/customers/{email}",
+    operation_id = "get_customer",
+    tag = "customers",
+    params(("email" = String, Path, description = "The customer's email", format = Email)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The customer (empty lists for an unknown one)", body = CustomerView),
+        (status = 400, description = "`email` is not an email address", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     _admin: Admin,
     Path(email): Path<String>,
 ) -> ApiResult<Json<CustomerView>> {
-    let email = Email::parse(&email).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
+    let email =
+        Email::parse(&email).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
     let store = &state.store;
     let now = time_fmt::now();
     let subscriptions = store

@@ -4,10 +4,11 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use super::webhooks::DeliveryAnswer;
@@ -24,17 +25,26 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/deliveries/{id}/replay", post(replay))
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters and paging for the delivery log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this integration's deliveries.
     integration: Option<String>,
+    /// Only deliveries whose latest attempt had this outcome.
+    #[param(value_type = Option<Outcome>)]
     outcome: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
 /// What a delivery reached.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubjectRef {
+    #[schema(value_type = SourceKind)]
     pub kind: &'static str,
     pub id: String,
 }
@@ -47,18 +57,22 @@ fn subject(subject: Option<(SourceKind, String)>) -> Option<SubjectRef> {
 }
 
 /// One delivery in the log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     pub id: String,
     pub integration: String,
     pub provider: String,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: Instant,
     /// The provider's event name, when the body could be read.
+    #[schema(required = true)]
     pub event: Option<String>,
     /// The outcome of the latest attempt.
     pub outcome: Outcome,
+    #[schema(required = true)]
     pub reason: Option<String>,
+    #[schema(required = true)]
     pub subject: Option<SubjectRef>,
 }
 
@@ -78,14 +92,17 @@ impl From<DeliveryRecord> for DeliveryView {
 }
 
 /// One attempt at applying a delivery.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptView {
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
     /// `received`, `registration` (its order was registered) or `replay`.
     pub trigger: String,
     pub outcome: Outcome,
+    #[schema(required = true)]
     pub reason: Option<String>,
+    #[schema(required = true)]
     pub subject: Option<SubjectRef>,
 }
 
@@ -102,19 +119,36 @@ impl From<AttemptRecord> for AttemptView {
 }
 
 /// A delivery as received, with every attempt at applying it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDetailView {
     #[serde(flatten)]
     pub delivery: DeliveryView,
     /// The raw body as received (UTF-8; invalid bytes replaced).
     pub body: String,
     /// The request headers; credentials replaced by `[REDACTED]`.
+    #[schema(value_type = Object)]
     pub headers: serde_json::Value,
     /// Oldest first.
     pub attempts: Vec<AttemptView>,
 }
 
+/// List webhook deliveries.
+///
 /// The delivery log, newest first, filtered by integration and outcome.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/deliveries",
+    operation_id = "list_deliveries",
+    tag = "deliveries",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of deliveries", body = Page<DeliveryView>),
+        (status = 400, description = "`outcome` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: Admin,
@@ -140,10 +174,31 @@ async fn list(
             limit: limit + 1,
         })
         .await?;
-    Ok(Json(pagination::page(rows, limit, |d| d.id.clone(), Into::into)))
+    Ok(Json(pagination::page(
+        rows,
+        limit,
+        |d| d.id.clone(),
+        Into::into,
+    )))
 }
 
+/// Show one webhook delivery.
+///
 /// One delivery: the body as received, redacted headers, every attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/deliveries/{id}",
+    operation_id = "get_delivery",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryDetailView),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     _admin: Admin,
@@ -162,9 +217,26 @@ async fn show(
     }))
 }
 
+/// Replay a webhook delivery.
+///
 /// Applies the stored body again to the current state (after fixing a product
 /// map, registering an order, …). The new outcome is returned and kept beside
 /// the earlier ones.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/deliveries/{id}/replay",
+    operation_id = "replay_delivery",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new attempt's outcome", body = DeliveryAnswer),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The delivery's integration no longer exists", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     _admin: Admin,
@@ -172,7 +244,9 @@ async fn replay(
 ) -> ApiResult<Json<DeliveryAnswer>> {
     match ingest::replay(&state.store, &id, crate::time_fmt::now()).await {
         Ok(recorded) => Ok(Json(recorded.into())),
-        Err(ReplayError::UnknownDelivery(_)) => Err(ApiError::not_found(format!("no delivery {id:?}"))),
+        Err(ReplayError::UnknownDelivery(_)) => {
+            Err(ApiError::not_found(format!("no delivery {id:?}")))
+        }
         Err(e @ ReplayError::IntegrationGone(_)) => Err(ApiError::Conflict(e.to_string())),
         Err(ReplayError::Store(e)) => Err(e.into()),
     }

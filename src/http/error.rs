@@ -9,22 +9,33 @@ use serde::Serialize;
 use crate::domain::Outcome;
 use crate::store::StoreError;
 
-/// An RFC 9457 problem document.
+/// An RFC 9457 problem document, served as `application/problem+json`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
-    /// A URI naming the kind of problem.
+    /// A URI naming the kind of problem, e.g. `urn:entitled:problem:not-found`.
     #[serde(rename = "type")]
+    #[schema(example = "urn:entitled:problem:invalid-request")]
     pub kind: String,
+    /// A short, fixed summary of the kind of problem.
+    #[schema(example = "Invalid request")]
     pub title: String,
+    /// The HTTP status code.
+    #[schema(example = 400)]
     pub status: u16,
+    /// What went wrong with this request.
+    #[schema(example = "`email` is required")]
     pub detail: String,
     /// The request field the problem is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, example = "email")]
     pub field: Option<String>,
     /// For a `malformed` webhook delivery: the stored delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub delivery_id: Option<String>,
+    /// For a `malformed` webhook delivery: `malformed`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Outcome)]
     pub outcome: Option<Outcome>,
 }
 

@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::Page;
 use crate::domain::{Email, Instant, ProductKey};
@@ -22,37 +23,53 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A grant to create. `valid_from` defaults to now; no `valid_until` is for ever.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
+    #[schema(format = Email)]
     email: String,
+    /// The product key.
     product: String,
     #[serde(default, with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     valid_from: Option<Instant>,
     #[serde(default, with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     valid_until: Option<Instant>,
+    /// Why (1 to 500 characters).
     reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// Which grants to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this customer's grants.
+    #[param(format = Email)]
     email: Option<String>,
 }
 
 /// A grant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GrantView {
     pub id: String,
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
+    #[schema(value_type = String)]
     pub product: ProductKey,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub valid_from: Instant,
+    /// `null`: for ever.
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub valid_until: Option<Instant>,
     pub reason: String,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub revoked_at: Option<Instant>,
 }
 
@@ -71,15 +88,33 @@ impl From<Grant> for GrantView {
     }
 }
 
+/// Grant a product by hand.
+///
 /// Grants a customer a product by hand (reason `grant` in access answers).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/grants",
+    operation_id = "create_grant",
+    tag = "grants",
+    request_body = NewGrant,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The grant", body = GrantView),
+        (status = 400, description = "A field is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     _admin: Admin,
     Body(body): Body<NewGrant>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
-    let email = Email::parse(&body.email).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
-    let product =
-        ProductKey::parse(&body.product).map_err(|e| ApiError::invalid("product", format!("`product`: {e}")))?;
+    let email = Email::parse(&body.email)
+        .map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
+    let product = ProductKey::parse(&body.product)
+        .map_err(|e| ApiError::invalid("product", format!("`product`: {e}")))?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.len() > 500 {
         return Err(ApiError::invalid(
@@ -102,7 +137,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(grant.into())))
 }
 
+/// List grants.
+///
 /// Grants, newest first, revoked ones included; `email` narrows to one customer.
+/// Not paged: `next_cursor` is always `null`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/grants",
+    operation_id = "list_grants",
+    tag = "grants",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every matching grant", body = Page<GrantView>),
+        (status = 400, description = "`email` is not an email address", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: Admin,
@@ -111,7 +163,9 @@ async fn list(
     let email = query
         .email
         .as_deref()
-        .map(|raw| Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}"))))
+        .map(|raw| {
+            Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))
+        })
         .transpose()?;
     Ok(Json(Page {
         items: state
@@ -125,8 +179,24 @@ async fn list(
     }))
 }
 
+/// Revoke a grant.
+///
 /// Revokes a grant. The row stays, with `revoked_at` set; access checks answer
 /// `revoked` if nothing else grants the product.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/grants/{id}",
+    operation_id = "revoke_grant",
+    tag = "grants",
+    params(("id" = String, Path, description = "The grant's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The revoked grant", body = GrantView),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such grant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     _admin: Admin,

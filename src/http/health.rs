@@ -3,10 +3,11 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,7 +20,27 @@ pub fn metrics_router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
-/// Prometheus text format.
+/// The process's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (liveness) or `ready` (readiness).
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Prometheus metrics.
+///
+/// Prometheus text format (OpenMetrics): requests, deliveries by outcome,
+/// webhook authentication failures, access checks.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     (
         [(
@@ -30,16 +51,37 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
     )
 }
 
+/// Liveness.
+///
 /// The process is up.
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Health)),
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
+/// Readiness.
+///
 /// The process can serve: storage answers. 503 otherwise.
-async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Health),
+        (status = 503, description = "Storage does not answer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "not ready: storage does not answer");
         return Err(ApiError::Unavailable);
     }
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(Health { status: "ready" }))
 }

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page};
 use crate::domain::{Instant, IntegrationId, ProductKey, Provider};
@@ -28,14 +29,20 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Create or replace an integration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IntegrationBody {
+    #[schema(value_type = Provider)]
     provider: String,
+    /// The provider's webhook secret (Zeno Bank: the `whsec_` signing secret).
+    /// Stored; never returned.
+    #[schema(write_only)]
     secret: String,
+    /// The provider's product or plan ids mapped to product keys.
     #[serde(default)]
     product_map: BTreeMap<String, String>,
     #[serde(default = "enabled_by_default")]
+    #[schema(default = true)]
     enabled: bool,
 }
 
@@ -44,7 +51,7 @@ fn enabled_by_default() -> bool {
 }
 
 /// An integration as shown: never with its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationView {
     pub id: String,
     pub provider: Provider,
@@ -53,8 +60,10 @@ pub struct IntegrationView {
     /// Where the provider should POST: relative to this service's base URL.
     pub webhook_path: String,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Instant,
 }
 
@@ -76,13 +85,38 @@ impl From<Integration> for IntegrationView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Paging for the integration list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
+/// Create or replace an integration.
+///
 /// Creates the integration, or replaces it (secret included). 201 when created.
+/// The secret is never returned.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/integrations/{id}",
+    operation_id = "put_integration",
+    tag = "integrations",
+    params(("id" = String, Path, description = "The integration's id, also the last segment of its webhook URL")),
+    request_body = IntegrationBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = IntegrationView),
+        (status = 201, description = "Created", body = IntegrationView),
+        (status = 400, description = "The id or a field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn put(
     State(state): State<AppState>,
     _admin: Admin,
@@ -133,7 +167,23 @@ async fn put(
     Ok((status, Json(integration.into())))
 }
 
+/// List integrations.
+///
 /// All integrations, by id.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/integrations",
+    operation_id = "list_integrations",
+    tag = "integrations",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of integrations", body = Page<IntegrationView>),
+        (status = 400, description = "`limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: Admin,
@@ -156,6 +206,23 @@ async fn list(
     )))
 }
 
+/// Show one integration.
+///
+/// The integration without its secret.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/integrations/{id}",
+    operation_id = "get_integration",
+    tag = "integrations",
+    params(("id" = String, Path, description = "The integration's id, also the last segment of its webhook URL")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The integration", body = IntegrationView),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such integration", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     _admin: Admin,
@@ -169,8 +236,24 @@ async fn show(
     Ok(Json(integration.into()))
 }
 
+/// Delete an integration.
+///
 /// Deletes the integration: its URL stops accepting deliveries (404). What it
 /// delivered (deliveries, subscriptions, history, entitlements) stays.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/integrations/{id}",
+    operation_id = "delete_integration",
+    tag = "integrations",
+    params(("id" = String, Path, description = "The integration's id, also the last segment of its webhook URL")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such integration", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     _admin: Admin,

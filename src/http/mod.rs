@@ -11,6 +11,7 @@ mod extract;
 mod grants;
 mod health;
 mod integrations;
+pub mod openapi;
 mod orders;
 mod pagination;
 mod products;
@@ -24,7 +25,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tracing::Instrument;
 
 pub use error::{ApiError, Problem};
@@ -83,26 +84,26 @@ pub fn app(state: AppState) -> Router {
         .merge(customers::router())
         .merge(health::router())
         .merge(health::metrics_router())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .fallback(unmatched)
+        .merge(openapi::router())
+        .route_layer(axum::middleware::from_fn(remember_route))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(state)
+}
+
+/// Hands the matched route template out to [`observe`], which runs before
+/// routing and so cannot see it on the request.
+async fn remember_route(matched: MatchedPath, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(matched);
+    response
 }
 
 /// One log line and one latency observation per request, under a request id
 /// (the caller's `x-request-id`, or a new one) echoed in the response. Only the
 /// route template is logged: never the query string, which may carry a token.
-async fn observe(
-    State(state): State<AppState>,
-    matched: Option<MatchedPath>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str).to_owned();
-    finish(&state, route, request, next).await
-}
-
-async fn finish(state: &AppState, route: String, request: Request, next: Next) -> Response {
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let request_id = request
@@ -115,9 +116,13 @@ async fn finish(state: &AppState, route: String, request: Request, next: Next) -
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
     state
         .metrics
-        .request(method.as_str(), &route, status, elapsed.as_secs_f64());
+        .request(method.as_str(), route, status, elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             method = %method,
@@ -135,19 +140,3 @@ async fn finish(state: &AppState, route: String, request: Request, next: Next) -
 
 /// The header that carries a request's id.
 const REQUEST_ID: &str = "x-request-id";
-
-/// Requests no route matched: logged and measured like the others, then 404.
-async fn unmatched(State(state): State<AppState>, request: Request) -> Response {
-    let next = |_request: Request| async { ApiError::not_found("no such endpoint").into_response() };
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let response = next(request).await;
-    state.metrics.request(
-        method.as_str(),
-        "unmatched",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    tracing::info!(method = %method, route = "unmatched", status = response.status().as_u16(), "request");
-    response
-}

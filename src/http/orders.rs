@@ -6,13 +6,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::{Admin, App};
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page};
 use super::subscriptions::HistoryView;
+use super::{AppState, openapi};
 use crate::domain::access::SourceKind;
 use crate::domain::order::State as OrderState;
 use crate::domain::{Email, Instant, ProductKey};
@@ -28,30 +29,40 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Who bought what, registered before the buyer is sent to checkout.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
+    /// The integration the payment will arrive through (Zeno Bank or ZayPay).
     integration: String,
+    /// The provider's order id (1 to 200 characters).
     external_id: String,
+    #[schema(format = Email)]
     email: String,
+    /// The product key.
     product: String,
 }
 
 /// An order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
     pub integration: String,
     pub provider: String,
     pub external_id: String,
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
+    #[schema(value_type = Vec<String>)]
     pub products: Vec<ProductKey>,
+    #[schema(value_type = openapi::OrderState)]
     pub state: OrderState,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub paid_at: Option<Instant>,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Instant,
 }
 
@@ -73,27 +84,55 @@ impl From<OrderRecord> for OrderView {
 }
 
 /// An order with its history, oldest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub order: OrderView,
     pub history: Vec<HistoryView>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters and paging for the order list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this customer's orders.
+    #[param(format = Email)]
     email: Option<String>,
+    /// Only orders in this state.
+    #[param(value_type = Option<openapi::OrderState>)]
     state: Option<String>,
+    /// Only this integration's orders.
     integration: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
+/// Register a one-time order.
+///
 /// Registers a one-time order for a provider whose payloads carry no email
 /// (Zeno Bank, ZayPay). Deliveries that arrived for it first (`unmatched`) are
 /// applied now, in arrival order, so a payment that raced the registration
 /// grants access in this very request. 201 when registered; 200 when the same
 /// registration was already made.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "register_order",
+    tag = "orders",
+    request_body = Registration,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The same registration was already made", body = OrderView),
+        (status = 201, description = "Registered (state `pending`, or further when stored deliveries applied)", body = OrderView),
+        (status = 400, description = "A field is missing or invalid, or the integration is unknown or takes no registrations", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is already registered with another email or product", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     _caller: App,
@@ -136,7 +175,23 @@ async fn register(
     }
 }
 
+/// List orders.
+///
 /// Orders, newest first, filtered by email, state and integration.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/orders",
+    operation_id = "list_orders",
+    tag = "orders",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of orders", body = Page<OrderView>),
+        (status = 400, description = "`email`, `state` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: Admin,
@@ -178,7 +233,23 @@ async fn list(
     )))
 }
 
-/// An order with its products and history.
+/// Show one order.
+///
+/// An order with its products and history, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/orders/{id}",
+    operation_id = "get_order",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderDetail),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     _admin: Admin,

@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Body;
 use super::pagination::Page;
 use crate::domain::{CanceledAccess, Instant, Policy, ProductKey};
@@ -22,27 +23,38 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A product's policy; omitted fields take the defaults.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PolicyBody {
+    /// How long access outlasts a missed renewal (0 to 100 years; default 259200, three days).
+    #[schema(minimum = 0, maximum = 3_153_600_000_i64)]
     grace_period_seconds: Option<i64>,
+    /// Whether a suspended subscription keeps access (default false).
     suspended_access: Option<bool>,
+    /// Whether a canceled subscription keeps access until its period ends (default `immediate`).
     canceled_access: Option<CanceledAccess>,
+    /// How long a paid one-time purchase grants access; `null` or omitted: for ever.
     #[serde(default)]
+    #[schema(minimum = 1)]
     purchase_access_seconds: Option<i64>,
 }
 
 /// A product and its policy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProductView {
+    #[schema(value_type = String)]
     pub key: ProductKey,
     pub grace_period_seconds: i64,
     pub suspended_access: bool,
     pub canceled_access: CanceledAccess,
+    /// `null`: purchases grant access for ever.
+    #[schema(required = true)]
     pub purchase_access_seconds: Option<i64>,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Instant,
 }
 
@@ -60,7 +72,26 @@ impl From<Product> for ProductView {
     }
 }
 
+/// Set a product's policy.
+///
 /// Sets a product's policy and recomputes its entitlement rows. 201 when created.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/products/{key}",
+    operation_id = "put_product",
+    tag = "products",
+    params(("key" = String, Path, description = "The product key, e.g. `pro`")),
+    request_body = PolicyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = ProductView),
+        (status = 201, description = "Created", body = ProductView),
+        (status = 400, description = "The key or a field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn put(
     State(state): State<AppState>,
     _admin: Admin,
@@ -105,7 +136,22 @@ async fn put(
     Ok((status, Json(product.into())))
 }
 
+/// List products.
+///
 /// Every configured product. (Products nobody configured use the defaults.)
+/// Not paged: `next_cursor` is always `null`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products",
+    operation_id = "list_products",
+    tag = "products",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every configured product", body = Page<ProductView>),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Page<ProductView>>> {
     Ok(Json(Page {
         items: state
@@ -119,6 +165,23 @@ async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Pa
     }))
 }
 
+/// Show one product.
+///
+/// A configured product and its policy.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products/{key}",
+    operation_id = "get_product",
+    tag = "products",
+    params(("key" = String, Path, description = "The product key, e.g. `pro`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No product with this key is configured", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     _admin: Admin,

@@ -4,12 +4,13 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Params;
 use super::pagination::{self, Page};
+use super::{AppState, openapi};
 use crate::domain::access::SourceKind;
 use crate::domain::subscription::State as SubscriptionState;
 use crate::domain::{Email, Instant, Outcome, ProductKey};
@@ -22,36 +23,56 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/subscriptions/{id}", get(show))
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters and paging for the subscription list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this customer's subscriptions.
+    #[param(format = Email)]
     email: Option<String>,
+    /// Only subscriptions to this product key.
     product: Option<String>,
+    /// Only subscriptions in this state.
+    #[param(value_type = Option<openapi::SubscriptionState>)]
     state: Option<String>,
+    /// Only this integration's subscriptions.
     integration: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
 /// A subscription.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
     pub id: String,
     pub integration: String,
     pub provider: String,
     pub external_id: String,
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
+    #[schema(value_type = String)]
     pub product: ProductKey,
+    #[schema(required = true)]
     pub plan: Option<String>,
+    #[schema(value_type = openapi::SubscriptionState)]
     pub state: SubscriptionState,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub current_period_start: Option<Instant>,
     #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub current_period_end: Option<Instant>,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub access_from: Instant,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Instant,
 }
 
@@ -76,21 +97,28 @@ impl From<SubscriptionRecord> for SubscriptionView {
 }
 
 /// One history entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryView {
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
     pub event: String,
+    #[schema(required = true)]
     pub from_state: Option<String>,
+    #[schema(required = true)]
     pub to_state: Option<String>,
     pub outcome: Outcome,
+    #[schema(required = true)]
     pub reason: Option<String>,
+    #[schema(required = true)]
     pub delivery_id: Option<String>,
     /// `delivery`, `clock` or `admin`.
     pub source: String,
     /// The plan the event named (Zid `plan_name`), if any.
+    #[schema(required = true)]
     pub plan: Option<String>,
     /// The plan the event says it changed from (Zid `old_plan_name`), if any.
+    #[schema(required = true)]
     pub previous_plan: Option<String>,
 }
 
@@ -112,15 +140,31 @@ impl From<HistoryEntry> for HistoryView {
 }
 
 /// A subscription with its whole history, oldest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionDetail {
     #[serde(flatten)]
     pub subscription: SubscriptionView,
     pub history: Vec<HistoryView>,
 }
 
+/// List subscriptions.
+///
 /// Subscriptions, newest first, filtered by any of email, product, state and
 /// integration.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/subscriptions",
+    operation_id = "list_subscriptions",
+    tag = "subscriptions",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of subscriptions", body = Page<SubscriptionView>),
+        (status = 400, description = "`email`, `state` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: Admin,
@@ -163,6 +207,24 @@ async fn list(
     )))
 }
 
+/// Show one subscription.
+///
+/// A subscription with its whole history, oldest first: every delivery that
+/// reached it, whatever its outcome, and every clock or admin change.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/subscriptions/{id}",
+    operation_id = "get_subscription",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionDetail),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     _admin: Admin,

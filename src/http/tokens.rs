@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Body;
 use super::pagination::Page;
 use crate::domain::Instant;
@@ -22,20 +23,23 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/tokens/{id}", delete(remove))
 }
 
-#[derive(Debug, Deserialize)]
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
+    /// What the token is for (1 to 200 characters).
     name: String,
     scope: Scope,
 }
 
 /// A token, without its value.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
     pub scope: Scope,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
 }
 
@@ -51,7 +55,7 @@ impl From<Token> for TokenView {
 }
 
 /// A new token: the only time its value is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedToken {
     pub id: String,
     pub name: String,
@@ -59,11 +63,30 @@ pub struct CreatedToken {
     /// Present it as `Authorization: Bearer <token>`. Not retrievable later.
     pub token: String,
     #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Instant,
 }
 
+/// Create an API token.
+///
 /// Creates a token with scope `app` (access checks, customer entitlements,
-/// order registration) or `admin` (everything).
+/// order registration) or `admin` (everything). Its value is shown in this
+/// answer only; it is stored hashed.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    request_body = NewToken,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The token, with its value", body = CreatedToken),
+        (status = 400, description = "`name` or `scope` is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     _admin: Admin,
@@ -71,7 +94,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let name = body.name.trim();
     if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::invalid("name", "`name` must be 1 to 200 characters"));
+        return Err(ApiError::invalid(
+            "name",
+            "`name` must be 1 to 200 characters",
+        ));
     }
     let value = Secret::generate("ent_");
     let token = state
@@ -90,15 +116,51 @@ async fn create(
     ))
 }
 
-/// Every token, without values.
+/// List API tokens.
+///
+/// Every token, without values. Not paged: `next_cursor` is always `null`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every token", body = Page<TokenView>),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Page<TokenView>>> {
     Ok(Json(Page {
-        items: state.store.tokens().await?.into_iter().map(Into::into).collect(),
+        items: state
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         next_cursor: None,
     }))
 }
 
+/// Delete an API token.
+///
 /// Deletes a token; it stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tokens/{id}",
+    operation_id = "delete_token",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     _admin: Admin,

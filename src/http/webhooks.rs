@@ -6,10 +6,12 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use crate::domain::Outcome;
+use crate::domain::access::SourceKind;
 use crate::ingest::{self, Delivery, IngestError};
 use crate::store::Recorded;
 
@@ -18,19 +20,25 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The answer to an accepted delivery.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryAnswer {
     pub delivery_id: String,
     pub outcome: Outcome,
+    /// Why, for outcomes other than `applied` (e.g. both states of a rejected transition).
+    #[schema(required = true)]
     pub reason: Option<String>,
+    #[schema(required = true)]
     pub subject: Option<SubjectView>,
 }
 
 /// The subscription or order a delivery reached.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubjectView {
+    /// `subscription` or `order`.
+    #[schema(value_type = SourceKind)]
     pub kind: &'static str,
     pub id: String,
+    /// Its state after this delivery.
     pub state: String,
 }
 
@@ -49,8 +57,44 @@ impl From<Recorded> for DeliveryAnswer {
     }
 }
 
+/// Receive a provider webhook.
+///
 /// Receives one provider webhook. Answers 2xx only once the delivery and all
-/// its effects are committed.
+/// its effects are committed. Every authenticated delivery gets exactly one
+/// outcome, stored and returned; only `malformed` (400) and storage faults
+/// (503) answer non-2xx, so that providers retry only what a retry can fix.
+///
+/// Authentication is the provider's, not a bearer token:
+///
+/// - zenofy: header `X-Webhook-Secret` equals the secret, or query `token` does;
+/// - zid: query `token` equals the secret, or HTTP Basic auth whose password does;
+/// - zenobank: a Standard Webhooks signature (`webhook-*` or `svix-*` headers)
+///   made with the `whsec_` secret, timestamp within 5 minutes;
+/// - zaypay: query `token` equals the secret.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{integration}",
+    operation_id = "receive_webhook",
+    tag = "webhooks",
+    params(
+        ("integration" = String, Path, description = "The integration's id"),
+        ("token" = Option<String>, Query, description = "The integration's secret (zenofy, zid, zaypay)"),
+        ("X-Webhook-Secret" = Option<String>, Header, nullable = false, description = "The integration's secret (zenofy)"),
+    ),
+    request_body(
+        content = Object,
+        content_type = "application/json",
+        description = "The provider's payload, as it sends it; at most `ENTITLED_MAX_BODY_BYTES` (default 262144)"
+    ),
+    responses(
+        (status = 200, description = "Stored and applied; the outcome says what it did", body = DeliveryAnswer),
+        (status = 400, description = "Authenticated but `malformed`: stored, and the problem carries `delivery_id` and `outcome`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Authentication failed; nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or disabled integration", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `ENTITLED_MAX_BODY_BYTES`; nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage is unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn receive(
     State(state): State<AppState>,
     Path(integration): Path<String>,
@@ -71,9 +115,10 @@ async fn receive(
     };
     match ingest::receive(&state.store, delivery).await {
         Ok((integration_record, recorded)) => {
-            state
-                .metrics
-                .delivery(integration_record.provider.as_str(), recorded.outcome.as_str());
+            state.metrics.delivery(
+                integration_record.provider.as_str(),
+                recorded.outcome.as_str(),
+            );
             tracing::info!(
                 integration,
                 delivery_id = recorded.delivery_id,
