@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::App;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::Params;
 use crate::domain::access::{self, Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
@@ -105,7 +105,7 @@ pub struct EntitlementsAnswer {
 
 fn email_param(raw: Option<&str>) -> Result<Email, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::invalid("email", "`email` is required"))?;
-    Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))
+    field("email", raw, Email::parse)
 }
 
 fn at_param(raw: Option<&str>) -> Result<Instant, ApiError> {
@@ -186,10 +186,7 @@ async fn check(
         .product
         .as_deref()
         .ok_or_else(|| ApiError::invalid("product", "`product` is required"))
-        .and_then(|raw| {
-            ProductKey::parse(raw)
-                .map_err(|e| ApiError::invalid("product", format!("`product`: {e}")))
-        })?;
+        .and_then(|raw| field("product", raw, ProductKey::parse))?;
     let at = at_param(query.at.as_deref())?;
     let rows = state.store.entitlement_rows(&email, Some(&product)).await?;
     let answer = answer(&email, &product, &rows, at);

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::access::{AccessAnswer, answer, by_product};
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiResult, Problem, field};
 use super::grants::GrantView;
 use super::orders::OrderView;
 use super::subscriptions::{HistoryView, SubscriptionView};
@@ -76,8 +76,7 @@ async fn show(
     _admin: Admin,
     Path(email): Path<String>,
 ) -> ApiResult<Json<CustomerView>> {
-    let email =
-        Email::parse(&email).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
+    let email = field("email", &email, Email::parse)?;
     let store = &state.store;
     let now = time_fmt::now();
     let subscriptions = store

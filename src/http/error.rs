@@ -178,3 +178,12 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Parses one request field into a domain value; otherwise a 400 naming it.
+pub fn field<T>(
+    name: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, crate::domain::InvalidValue>,
+) -> Result<T, ApiError> {
+    parse(raw).map_err(|e| ApiError::invalid(name, format!("`{name}`: {e}")))
+}

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::{Body, Params};
 use super::pagination::Page;
 use crate::domain::{Email, Instant, ProductKey};
@@ -111,10 +111,8 @@ async fn create(
     _admin: Admin,
     Body(body): Body<NewGrant>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
-    let email = Email::parse(&body.email)
-        .map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
-    let product = ProductKey::parse(&body.product)
-        .map_err(|e| ApiError::invalid("product", format!("`product`: {e}")))?;
+    let email = field("email", &body.email, Email::parse)?;
+    let product = field("product", &body.product, ProductKey::parse)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.len() > 500 {
         return Err(ApiError::invalid(
@@ -163,9 +161,7 @@ async fn list(
     let email = query
         .email
         .as_deref()
-        .map(|raw| {
-            Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))
-        })
+        .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
     Ok(Json(Page {
         items: state

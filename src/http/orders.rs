@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, App};
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page};
 use super::subscriptions::HistoryView;
@@ -138,10 +138,8 @@ async fn register(
     _caller: App,
     Body(body): Body<Registration>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    let email = Email::parse(&body.email)
-        .map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))?;
-    let product = ProductKey::parse(&body.product)
-        .map_err(|e| ApiError::invalid("product", format!("`product`: {e}")))?;
+    let email = field("email", &body.email, Email::parse)?;
+    let product = field("product", &body.product, ProductKey::parse)?;
     let external_id = body.external_id.trim();
     if external_id.is_empty() || external_id.len() > 200 {
         return Err(ApiError::invalid(
@@ -201,9 +199,7 @@ async fn list(
     let email = query
         .email
         .as_deref()
-        .map(|raw| {
-            Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))
-        })
+        .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
     if let Some(raw) = query.state.as_deref()
         && OrderState::parse(raw).is_none()

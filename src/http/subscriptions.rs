@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use super::{AppState, openapi};
@@ -174,9 +174,7 @@ async fn list(
     let email = query
         .email
         .as_deref()
-        .map(|raw| {
-            Email::parse(raw).map_err(|e| ApiError::invalid("email", format!("`email`: {e}")))
-        })
+        .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
     if let Some(raw) = query.state.as_deref()
         && SubscriptionState::parse(raw).is_none()
