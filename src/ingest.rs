@@ -204,7 +204,11 @@ pub enum ReplayError {
 
 /// Applies a stored delivery's body again, as received, to the current state;
 /// the new outcome is kept beside the earlier ones.
-pub async fn replay(store: &Store, delivery_id: &str, now: Instant) -> Result<Recorded, ReplayError> {
+pub async fn replay(
+    store: &Store,
+    delivery_id: &str,
+    now: Instant,
+) -> Result<Recorded, ReplayError> {
     let detail = store
         .delivery(delivery_id)
         .await?

@@ -107,7 +107,9 @@ async fn run_clock(store: Store) {
         ticks.tick().await;
         match store.expire_lapsed(time_fmt::now()).await {
             Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "clock: recorded lapsed subscriptions as expired"),
+            Ok(expired) => {
+                tracing::info!(expired, "clock: recorded lapsed subscriptions as expired")
+            }
             Err(e) => tracing::warn!(error = %e, "clock: could not check for lapsed subscriptions"),
         }
     }

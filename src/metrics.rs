@@ -73,7 +73,10 @@ impl Metrics {
 
     pub fn delivery(&self, provider: &str, outcome: &str) {
         self.deliveries
-            .get_or_create(&vec![("provider", provider.to_owned()), ("outcome", outcome.to_owned())])
+            .get_or_create(&vec![
+                ("provider", provider.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
             .inc();
     }
 
@@ -86,7 +89,10 @@ impl Metrics {
     pub fn access_check(&self, entitled: bool, reason: &str) {
         let result = if entitled { "entitled" } else { "denied" };
         self.access_checks
-            .get_or_create(&vec![("result", result.to_owned()), ("reason", reason.to_owned())])
+            .get_or_create(&vec![
+                ("result", result.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
             .inc();
     }
 

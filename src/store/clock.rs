@@ -52,7 +52,10 @@ impl Store {
             received_at: now,
         };
         let decision = subscription::decide(Some(&current.snapshot), &incoming);
-        let Some(next) = decision.next.filter(|_| decision.outcome == Outcome::Applied) else {
+        let Some(next) = decision
+            .next
+            .filter(|_| decision.outcome == Outcome::Applied)
+        else {
             return Ok(false);
         };
         let updated = sqlx::query(

@@ -48,7 +48,8 @@ pub struct DeliveryFilter<'a> {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, integration, provider, received_at, event, outcome, reason, subject_kind, subject_id";
+const COLUMNS: &str =
+    "id, integration, provider, received_at, event, outcome, reason, subject_kind, subject_id";
 
 fn outcome(row: &AnyRow) -> Result<Outcome> {
     let raw = text(row, "outcome")?;
@@ -58,7 +59,8 @@ fn outcome(row: &AnyRow) -> Result<Outcome> {
 fn subject(row: &AnyRow) -> Result<Option<(SourceKind, String)>> {
     match (opt_text(row, "subject_kind")?, opt_text(row, "subject_id")?) {
         (Some(kind), Some(id)) => Ok(Some((
-            SourceKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("subject kind {kind:?}")))?,
+            SourceKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("subject kind {kind:?}")))?,
             id,
         ))),
         _ => Ok(None),

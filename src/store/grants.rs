@@ -93,7 +93,13 @@ impl Store {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        replace_for_source(&mut tx, SourceKind::Grant, &grant.id, &[entitlement(&grant, now)]).await?;
+        replace_for_source(
+            &mut tx,
+            SourceKind::Grant,
+            &grant.id,
+            &[entitlement(&grant, now)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -110,22 +116,26 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query(super::trusted(format!("SELECT {COLUMNS} FROM grants ORDER BY id DESC")))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(super::trusted(format!(
+                    "SELECT {COLUMNS} FROM grants ORDER BY id DESC"
+                )))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.iter().map(from_row).collect()
     }
 
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
-        sqlx::query(super::trusted(format!("SELECT {COLUMNS} FROM grants WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(from_row)
-            .transpose()
+        sqlx::query(super::trusted(format!(
+            "SELECT {COLUMNS} FROM grants WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
     }
 
     /// Revokes a grant: the row stays with `revoked_at`, its entitlement stops.
@@ -139,15 +149,23 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(super::trusted(format!("SELECT {COLUMNS} FROM grants WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(super::trusted(format!(
+            "SELECT {COLUMNS} FROM grants WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(grant) = row.as_ref().map(from_row).transpose()? else {
             return Ok(None);
         };
         let changed_at = grant.revoked_at.unwrap_or(now);
-        replace_for_source(&mut tx, SourceKind::Grant, &grant.id, &[entitlement(&grant, changed_at)]).await?;
+        replace_for_source(
+            &mut tx,
+            SourceKind::Grant,
+            &grant.id,
+            &[entitlement(&grant, changed_at)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(grant))
     }

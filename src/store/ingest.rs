@@ -86,8 +86,9 @@ impl Store {
             reason: Some(reason.to_owned()),
             subject: None,
         };
-        let mut conn = self.pool.acquire().await?;
-        insert_delivery(&mut conn, inbound, &recorded).await?;
+        let mut tx = self.pool.begin().await?;
+        insert_delivery(&mut tx, inbound, &recorded).await?;
+        tx.commit().await?;
         Ok(recorded)
     }
 
@@ -204,8 +205,11 @@ impl Store {
                         external_id,
                         incoming,
                         *previous_plan,
-                        delivery_id,
-                        "replay",
+                        Via {
+                            delivery_id,
+                            source: "replay",
+                            at: now,
+                        },
                     )
                     .await
                 }
@@ -213,7 +217,21 @@ impl Store {
                     external_id,
                     incoming,
                     buyer,
-                } => apply_order(&mut tx, integration, external_id, incoming, *buyer, delivery_id, "replay").await,
+                } => {
+                    apply_order(
+                        &mut tx,
+                        integration,
+                        external_id,
+                        incoming,
+                        *buyer,
+                        Via {
+                            delivery_id,
+                            source: "replay",
+                            at: now,
+                        },
+                    )
+                    .await
+                }
             };
             let effect = match effect {
                 Ok(effect) => effect,
@@ -300,8 +318,7 @@ impl Store {
                     external_id,
                     incoming,
                     *previous_plan,
-                    &delivery_id,
-                    "delivery",
+                    Via::received(&delivery_id, inbound),
                 )
                 .await?
             }
@@ -310,7 +327,14 @@ impl Store {
                 incoming,
                 buyer,
             } => {
-                apply_order(&mut tx, inbound.integration, external_id, incoming, *buyer, &delivery_id, "delivery")
+                apply_order(
+                    &mut tx,
+                    inbound.integration,
+                    external_id,
+                    incoming,
+                    *buyer,
+                    Via::received(&delivery_id, inbound),
+                )
                 .await?
             }
         };
@@ -323,6 +347,27 @@ impl Store {
         insert_delivery(&mut tx, inbound, &recorded).await?;
         tx.commit().await?;
         Ok(recorded)
+    }
+}
+
+/// Who applies an event and when: the delivery, source and time its history
+/// entry records. On receipt that is the arrival; on a replay, the replay (the
+/// event itself keeps the time it was received).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Via<'a> {
+    pub delivery_id: &'a str,
+    /// `delivery` or `replay`.
+    pub source: &'a str,
+    pub at: Instant,
+}
+
+impl<'a> Via<'a> {
+    fn received(delivery_id: &'a str, inbound: &Inbound<'_>) -> Self {
+        Self {
+            delivery_id,
+            source: "delivery",
+            at: inbound.received_at,
+        }
     }
 }
 
@@ -369,8 +414,7 @@ async fn apply_order(
     external_id: &str,
     incoming: &order::Incoming,
     buyer: Option<&Buyer>,
-    delivery_id: &str,
-    source: &str,
+    via: Via<'_>,
 ) -> std::result::Result<Effect, Attempt> {
     if buyer.is_none() {
         orders::touch_ref(tx, integration.id.as_str(), external_id).await?;
@@ -380,14 +424,7 @@ async fn apply_order(
     let (order, seq) = match (current, buyer) {
         (Some(current), _) => {
             let next = decision.next.unwrap_or(current.snapshot);
-            let seq = orders::update(
-                tx,
-                &current,
-                &next,
-                decision.next.is_some(),
-                incoming.received_at,
-            )
-            .await?;
+            let seq = orders::update(tx, &current, &next, decision.next.is_some(), via.at).await?;
             (current, seq)
         }
         (None, Some(buyer)) if decision.next.is_some() => {
@@ -395,16 +432,8 @@ async fn apply_order(
                 state: order::State::Pending,
                 paid_at: None,
             });
-            let order = orders::insert(
-                tx,
-                integration,
-                external_id,
-                buyer,
-                &next,
-                None,
-                incoming.received_at,
-            )
-            .await?;
+            let order =
+                orders::insert(tx, integration, external_id, buyer, &next, None, via.at).await?;
             (order, 1)
         }
         (None, Some(_)) => {
@@ -429,13 +458,13 @@ async fn apply_order(
     let entry = orders::history_entry(
         incoming.event.as_str(),
         &decision,
-        incoming.received_at,
-        Some(delivery_id),
-        source,
+        via.at,
+        Some(via.delivery_id),
+        via.source,
     );
     orders::record_history(tx, &order.id, seq, &entry).await?;
     if let Some(next) = &decision.next {
-        orders::write_entitlements(tx, &order, next, incoming.received_at).await?;
+        orders::write_entitlements(tx, &order, next, via.at).await?;
     }
     let state = decision.to.unwrap_or(order.snapshot.state);
     Ok(Effect {
@@ -551,8 +580,7 @@ async fn apply_subscription(
     external_id: &str,
     incoming: &Incoming,
     previous_plan: Option<&str>,
-    delivery_id: &str,
-    source: &str,
+    via: Via<'_>,
 ) -> std::result::Result<Effect, Attempt> {
     let current = load_for_update(tx, integration.id.as_str(), external_id).await?;
     let decision = subscription::decide(current.as_ref().map(|c| &c.snapshot), incoming);
@@ -564,8 +592,7 @@ async fn apply_subscription(
         incoming,
         &decision,
         previous_plan,
-        delivery_id,
-        source,
+        via,
     )
     .await?;
     let Some(subscription_id) = recorded else {
@@ -586,7 +613,7 @@ async fn apply_subscription(
             next.plan.as_deref(),
             snapshot_facts(next),
             &policy,
-            incoming.received_at,
+            via.at,
         );
         replace_for_source(tx, SourceKind::Subscription, &subscription_id, &[row]).await?;
     }

@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::ingest::Attempt;
+use super::ingest::{Attempt, Via};
 use super::{
     Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
     opt_micros, opt_text, text, trusted,
@@ -106,14 +106,19 @@ pub(super) async fn load_for_update(
     .transpose()
 }
 
-pub(super) async fn load_by_id(tx: &mut AnyConnection, id: &str) -> Result<Option<SubscriptionRecord>> {
-    sqlx::query(trusted(format!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+pub(super) async fn load_by_id(
+    tx: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<SubscriptionRecord>> {
+    sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
 }
 
 /// Writes a decision: the subscription (created, or compare-and-set on its
@@ -128,10 +133,9 @@ pub(super) async fn record_decision(
     incoming: &Incoming,
     decision: &Decision,
     previous_plan: Option<&str>,
-    delivery_id: &str,
-    source: &str,
+    via: Via<'_>,
 ) -> std::result::Result<Option<String>, Attempt> {
-    let now = micros(incoming.received_at);
+    let now = micros(via.at);
     let (id, version) = match (current, &decision.next) {
         (None, None) => return Ok(None),
         (None, Some(next)) => {
@@ -199,14 +203,14 @@ pub(super) async fn record_decision(
         &id,
         version,
         &HistoryEntry {
-            at: incoming.received_at,
+            at: via.at,
             event: incoming.event.as_str().to_owned(),
             from_state: decision.from.map(|s| s.as_str().to_owned()),
             to_state: decision.to.map(|s| s.as_str().to_owned()),
             outcome: decision.outcome,
             reason: decision.reason.clone(),
-            delivery_id: Some(delivery_id.to_owned()),
-            source: source.into(),
+            delivery_id: Some(via.delivery_id.to_owned()),
+            source: via.source.into(),
             plan: incoming.plan.clone(),
             previous_plan: previous_plan.map(str::to_owned),
         },

@@ -25,6 +25,7 @@ pub struct Server {
     database_url: String,
     log: PathBuf,
     log_dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -39,6 +40,19 @@ impl Server {
     /// several, then [`Server::wait_ready`] each, to have replicas start (and
     /// migrate) at the same time.
     pub fn spawn(database_url: &str, log_dir: &Path) -> Self {
+        Self::spawn_with_env(database_url, log_dir, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (set after the
+    /// defaults, so `RUST_LOG` or `ENTITLED_LOG_FORMAT` can be overridden).
+    pub fn start_with_env(database_url: &str, log_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::spawn_with_env(database_url, log_dir, env);
+        server.wait_ready();
+        server
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_with_env(database_url: &str, log_dir: &Path, env: &[(&str, &str)]) -> Self {
         let addr = free_addr();
         let log = log_dir.join(format!(
             "serve-{}-{}.log",
@@ -46,7 +60,8 @@ impl Server {
             uuid::Uuid::now_v7().simple()
         ));
         let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_entitled"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_entitled"));
+        command
             .arg("serve")
             .arg("--listen")
             .arg(addr.to_string())
@@ -55,7 +70,11 @@ impl Server {
             .env("RUST_LOG", "warn")
             .env_remove("ENTITLED_LISTEN")
             .env_remove("ENTITLED_MAX_BODY_BYTES")
-            .env_remove("ENTITLED_LOG_FORMAT")
+            .env_remove("ENTITLED_LOG_FORMAT");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))
@@ -67,6 +86,10 @@ impl Server {
             database_url: database_url.to_owned(),
             log,
             log_dir: log_dir.to_owned(),
+            env: env
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
         }
     }
 
@@ -80,7 +103,14 @@ impl Server {
                 let log = self.log();
                 if log.contains("cannot listen") && respawns < 5 {
                     respawns += 1;
-                    *self = Self::spawn(&self.database_url.clone(), &self.log_dir.clone());
+                    let env = self.env.clone();
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                    *self = Self::spawn_with_env(
+                        &self.database_url.clone(),
+                        &self.log_dir.clone(),
+                        &env,
+                    );
                     started = std::time::Instant::now();
                     continue;
                 }
@@ -95,6 +125,27 @@ impl Server {
                 self.addr,
                 self.log()
             );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The process id, to send it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit on its own (after a SIGTERM, say) and
+    /// returns its status; `None` if it is still running after `patience`
+    /// (a hang, not a performance assertion).
+    pub fn wait_exit(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if started.elapsed() > patience {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -194,7 +245,8 @@ fn incomplete(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what.to_owned())
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<(u16, String)> {
+/// Parses one raw HTTP/1.1 response (status and body); `Err` when it is cut short.
+pub fn parse_response(raw: &[u8]) -> std::io::Result<(u16, String)> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
