@@ -30,7 +30,8 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5000);
-    let dir = std::env::temp_dir().join(format!("entitled-bench-{}", uuid::Uuid::now_v7().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("entitled-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sqlite = format!("sqlite://{}/bench.db", dir.display());
     println!("| engine | what | count | total | per second | p50 | p99 |");
@@ -54,9 +55,16 @@ async fn run(engine: &str, url: &str, subscriptions: usize) {
         .uri("/v1/admin/integrations/zenofy")
         .header("authorization", format!("Bearer {ADMIN}"))
         .header("content-type", "application/json")
-        .body(Body::from(format!(r#"{{"provider":"zenofy","secret":"{SECRET}"}}"#)))
+        .body(Body::from(format!(
+            r#"{{"provider":"zenofy","secret":"{SECRET}"}}"#
+        )))
         .expect("request");
-    let status = router.clone().oneshot(put).await.expect("infallible").status();
+    let status = router
+        .clone()
+        .oneshot(put)
+        .await
+        .expect("infallible")
+        .status();
     assert!(status.is_success(), "integration: {status}");
 
     // Deliveries: one activation per subscription, 8 in flight at a time.
@@ -80,14 +88,21 @@ async fn run(engine: &str, url: &str, subscriptions: usize) {
             latencies.push(task.await.expect("task"));
         }
     }
-    report(engine, "webhook delivery (8 concurrent)", started.elapsed(), latencies);
+    report(
+        engine,
+        "webhook delivery (8 concurrent)",
+        started.elapsed(),
+        latencies,
+    );
 
     // Access checks: every customer once, then again, one at a time.
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(subscriptions * 2);
     for i in (0..subscriptions).chain(0..subscriptions) {
         let request = Request::builder()
-            .uri(format!("/v1/access?email=buyer{i}%40example.com&product=pro&at=2096-05-15T00:00:00Z"))
+            .uri(format!(
+                "/v1/access?email=buyer{i}%40example.com&product=pro&at=2096-05-15T00:00:00Z"
+            ))
             .header("authorization", format!("Bearer {ADMIN}"))
             .body(Body::empty())
             .expect("request");
@@ -95,7 +110,12 @@ async fn run(engine: &str, url: &str, subscriptions: usize) {
         assert_eq!(send(&router, request).await, StatusCode::OK);
         latencies.push(t.elapsed());
     }
-    report(engine, "access check (sequential)", started.elapsed(), latencies);
+    report(
+        engine,
+        "access check (sequential)",
+        started.elapsed(),
+        latencies,
+    );
     store.close().await;
 }
 

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, one_of};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use super::webhooks::DeliveryAnswer;
@@ -155,16 +155,12 @@ async fn list(
     Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Page<DeliveryView>>> {
     let limit = pagination::limit(query.limit.as_deref())?;
-    if let Some(raw) = query.outcome.as_deref()
-        && Outcome::parse(raw).is_none()
-    {
-        return Err(ApiError::invalid(
-            "outcome",
-            format!(
-                "`outcome` must be one of applied, duplicate, stale, rejected, noted, ignored, unmatched, malformed, not {raw:?}"
-            ),
-        ));
-    }
+    one_of(
+        "outcome",
+        query.outcome.as_deref(),
+        &Outcome::ALL,
+        Outcome::as_str,
+    )?;
     let rows = state
         .store
         .deliveries(&DeliveryFilter {

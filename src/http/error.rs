@@ -179,6 +179,26 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Checks an optional filter against an enum's names; otherwise a 400 that
+/// names the filter and lists them.
+pub fn one_of<T: Copy>(
+    name: &str,
+    raw: Option<&str>,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<(), ApiError> {
+    match raw {
+        Some(raw) if !all.iter().any(|v| as_str(*v) == raw) => {
+            let names: Vec<_> = all.iter().map(|v| as_str(*v)).collect();
+            Err(ApiError::invalid(
+                name,
+                format!("`{name}` must be one of {}, not {raw:?}", names.join(", ")),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Parses one request field into a domain value; otherwise a 400 naming it.
 pub fn field<T>(
     name: &str,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, App};
-use super::error::{ApiError, ApiResult, Problem, field};
+use super::error::{ApiError, ApiResult, Problem, field, one_of};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page};
 use super::subscriptions::HistoryView;
@@ -201,16 +201,12 @@ async fn list(
         .as_deref()
         .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
-    if let Some(raw) = query.state.as_deref()
-        && OrderState::parse(raw).is_none()
-    {
-        return Err(ApiError::invalid(
-            "state",
-            format!(
-                "`state` must be one of pending, paid, canceled, expired, refunded, not {raw:?}"
-            ),
-        ));
-    }
+    one_of(
+        "state",
+        query.state.as_deref(),
+        &OrderState::ALL,
+        OrderState::as_str,
+    )?;
     let rows = state
         .store
         .orders(&OrderFilter {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem, field};
+use super::error::{ApiError, ApiResult, Problem, field, one_of};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use super::{AppState, openapi};
@@ -176,16 +176,12 @@ async fn list(
         .as_deref()
         .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
-    if let Some(raw) = query.state.as_deref()
-        && SubscriptionState::parse(raw).is_none()
-    {
-        return Err(ApiError::invalid(
-            "state",
-            format!(
-                "`state` must be one of pending, active, suspended, canceled, expired, refunded, not {raw:?}"
-            ),
-        ));
-    }
+    one_of(
+        "state",
+        query.state.as_deref(),
+        &SubscriptionState::ALL,
+        SubscriptionState::as_str,
+    )?;
     let rows = state
         .store
         .subscriptions(&SubscriptionFilter {
