@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::subscription::Incoming;
 use crate::domain::{Email, Instant, InvalidValue, ProductKey, Provider, order};
 use crate::providers::{self, Meaning, OrderBuyer, Parsed, Request};
-use crate::store::{Buyer, Inbound, Integration, OrderRecord, Recorded, Replay, Store, StoreError};
+use crate::store::{Apply, Buyer, Inbound, Integration, OrderRecord, Recorded, Store, StoreError};
 
 /// One inbound webhook request.
 pub struct Delivery<'a> {
@@ -100,27 +100,9 @@ pub async fn receive(
         Ok(interpreted) => interpreted,
         Err((field, detail)) => return malformed(field, detail).await,
     };
-    let recorded = match &interpreted {
-        Interpreted::Ignored { reason } => store.record_ignored(&inbound, reason).await?,
-        Interpreted::Subscription {
-            external_id,
-            incoming,
-            previous_plan,
-        } => {
-            store
-                .apply_subscription_event(&inbound, external_id, incoming, previous_plan.as_deref())
-                .await?
-        }
-        Interpreted::Order {
-            external_id,
-            incoming,
-            buyer,
-        } => {
-            store
-                .apply_order_event(&inbound, external_id, incoming, buyer.as_ref())
-                .await?
-        }
-    };
+    let recorded = store
+        .record_delivery(&inbound, &interpreted.as_apply())
+        .await?;
     Ok((integration.clone(), recorded))
 }
 
@@ -139,6 +121,33 @@ enum Interpreted {
         incoming: order::Incoming,
         buyer: Option<Buyer>,
     },
+}
+
+impl Interpreted {
+    /// What the store is asked to do with it.
+    fn as_apply(&self) -> Apply<'_> {
+        match self {
+            Self::Ignored { reason } => Apply::Ignored { reason },
+            Self::Subscription {
+                external_id,
+                incoming,
+                previous_plan,
+            } => Apply::Subscription {
+                external_id,
+                incoming,
+                previous_plan: previous_plan.as_deref(),
+            },
+            Self::Order {
+                external_id,
+                incoming,
+                buyer,
+            } => Apply::Order {
+                external_id,
+                incoming,
+                buyer: buyer.as_ref(),
+            },
+        }
+    }
 }
 
 /// Turns a parsed payload into domain events: maps product ids through the
@@ -221,30 +230,12 @@ pub async fn replay(
     let interpreted = providers::parse(integration.provider, &detail.body)
         .map_err(|e| (e.field, e.detail))
         .and_then(|parsed| interpret(&integration, &parsed, stored.received_at));
-    let recorded = match &interpreted {
-        Err((_, detail)) => Replay::Malformed { reason: detail },
-        Ok(Interpreted::Ignored { reason }) => Replay::Ignored { reason },
-        Ok(Interpreted::Subscription {
-            external_id,
-            incoming,
-            previous_plan,
-        }) => Replay::Subscription {
-            external_id,
-            incoming,
-            previous_plan: previous_plan.as_deref(),
-        },
-        Ok(Interpreted::Order {
-            external_id,
-            incoming,
-            buyer,
-        }) => Replay::Order {
-            external_id,
-            incoming,
-            buyer: buyer.as_ref(),
-        },
+    let apply = match &interpreted {
+        Err((_, detail)) => Apply::Malformed { reason: detail },
+        Ok(interpreted) => interpreted.as_apply(),
     };
     Ok(store
-        .replay_delivery(delivery_id, &integration, &recorded, now)
+        .replay_delivery(delivery_id, &integration, &apply, now)
         .await?)
 }
 

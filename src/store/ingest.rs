@@ -92,53 +92,6 @@ impl Store {
         Ok(recorded)
     }
 
-    /// Stores a delivery whose event means nothing for entitlements.
-    pub async fn record_ignored(&self, inbound: &Inbound<'_>, reason: &str) -> Result<Recorded> {
-        self.transact(inbound, &Apply::Ignored { reason }).await
-    }
-
-    /// Applies a subscription event to the subscription `(integration,
-    /// external_id)` through the state machine, and stores it all.
-    pub async fn apply_subscription_event(
-        &self,
-        inbound: &Inbound<'_>,
-        external_id: &str,
-        incoming: &Incoming,
-        previous_plan: Option<&str>,
-    ) -> Result<Recorded> {
-        self.transact(
-            inbound,
-            &Apply::Subscription {
-                external_id,
-                incoming,
-                previous_plan,
-            },
-        )
-        .await
-    }
-
-    /// Applies a one-time order event to the order `(integration, external_id)`.
-    /// With a `buyer` (the payload says who bought what) an unknown order is
-    /// created; without one, an event for an order nobody registered is
-    /// `unmatched`, kept until the order is registered.
-    pub async fn apply_order_event(
-        &self,
-        inbound: &Inbound<'_>,
-        external_id: &str,
-        incoming: &order::Incoming,
-        buyer: Option<&Buyer>,
-    ) -> Result<Recorded> {
-        self.transact(
-            inbound,
-            &Apply::Order {
-                external_id,
-                incoming,
-                buyer,
-            },
-        )
-        .await
-    }
-
     /// Registers who bought an order (`POST /v1/orders`) and, in the same
     /// transaction, applies the deliveries that arrived for it before, in
     /// arrival order. `reparse` turns a stored body back into its order event.
@@ -177,100 +130,55 @@ impl Store {
         &self,
         delivery_id: &str,
         integration: &Integration,
-        replay: &Replay<'_>,
+        replay: &Apply<'_>,
         now: Instant,
     ) -> Result<Recorded> {
         let _turn = self.write_turn().await;
+        let via = Via {
+            delivery_id,
+            source: "replay",
+            at: now,
+        };
         for attempt in 1..=MAX_ATTEMPTS {
-            let mut tx = self.pool.begin().await?;
-            let effect = match replay {
-                Replay::Malformed { reason } => Ok(Effect {
-                    outcome: Outcome::Malformed,
-                    reason: Some((*reason).to_owned()),
-                    subject: None,
-                }),
-                Replay::Ignored { reason } => Ok(Effect {
-                    outcome: Outcome::Ignored,
-                    reason: Some((*reason).to_owned()),
-                    subject: None,
-                }),
-                Replay::Subscription {
-                    external_id,
-                    incoming,
-                    previous_plan,
-                } => {
-                    apply_subscription(
-                        &mut tx,
-                        integration,
-                        external_id,
-                        incoming,
-                        *previous_plan,
-                        Via {
-                            delivery_id,
-                            source: "replay",
-                            at: now,
-                        },
-                    )
-                    .await
-                }
-                Replay::Order {
-                    external_id,
-                    incoming,
-                    buyer,
-                } => {
-                    apply_order(
-                        &mut tx,
-                        integration,
-                        external_id,
-                        incoming,
-                        *buyer,
-                        Via {
-                            delivery_id,
-                            source: "replay",
-                            at: now,
-                        },
-                    )
-                    .await
-                }
-            };
-            let effect = match effect {
-                Ok(effect) => effect,
-                Err(Attempt::Retry) => {
-                    drop(tx);
-                    backoff(attempt).await;
-                    continue;
-                }
+            match self.replay_attempt(integration, replay, via).await {
+                Ok(recorded) => return Ok(recorded),
+                Err(Attempt::Retry) => backoff(attempt).await,
                 Err(Attempt::Failed(e)) => return Err(e),
-            };
-            match record_attempt(&mut tx, delivery_id, now, "replay", &effect).await {
-                Ok(()) => {}
-                Err(StoreError::Database(e)) if is_retryable(&e) => {
-                    drop(tx);
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            match tx.commit().await {
-                Ok(()) => {
-                    return Ok(Recorded {
-                        delivery_id: delivery_id.to_owned(),
-                        outcome: effect.outcome,
-                        reason: effect.reason,
-                        subject: effect.subject,
-                    });
-                }
-                Err(e) if is_retryable(&e) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
             }
         }
         Err(StoreError::Contention(MAX_ATTEMPTS))
     }
 
-    /// Runs one delivery's transaction: claim the dedup key (a redelivery is
-    /// recorded as `duplicate` and goes no further), apply, store the delivery
-    /// row with the outcome, commit. A transaction that lost a race runs again.
-    async fn transact(&self, inbound: &Inbound<'_>, apply: &Apply<'_>) -> Result<Recorded> {
+    async fn replay_attempt(
+        &self,
+        integration: &Integration,
+        replay: &Apply<'_>,
+        via: Via<'_>,
+    ) -> std::result::Result<Recorded, Attempt> {
+        let mut tx = self.pool.begin().await?;
+        let effect = apply(&mut tx, integration, replay, via).await?;
+        record_attempt(&mut tx, via.delivery_id, via.at, "replay", &effect).await?;
+        tx.commit().await?;
+        Ok(Recorded {
+            delivery_id: via.delivery_id.to_owned(),
+            outcome: effect.outcome,
+            reason: effect.reason,
+            subject: effect.subject,
+        })
+    }
+
+    /// Records an authenticated delivery and applies it, in one transaction:
+    /// claim the dedup key (a redelivery is recorded as `duplicate` and goes no
+    /// further), apply (through the state machines), store the delivery row with
+    /// the outcome, commit. A transaction that lost a race runs again.
+    ///
+    /// An order event without a buyer for an order nobody registered is
+    /// `unmatched`, kept until the order is registered.
+    pub async fn record_delivery(
+        &self,
+        inbound: &Inbound<'_>,
+        apply: &Apply<'_>,
+    ) -> Result<Recorded> {
         let _turn = self.write_turn().await;
         for attempt in 1..=MAX_ATTEMPTS {
             match self.attempt(inbound, apply).await {
@@ -285,7 +193,7 @@ impl Store {
     async fn attempt(
         &self,
         inbound: &Inbound<'_>,
-        apply: &Apply<'_>,
+        what: &Apply<'_>,
     ) -> std::result::Result<Recorded, Attempt> {
         let mut tx = self.pool.begin().await?;
         let delivery_id = new_id();
@@ -300,43 +208,16 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        let effect = match apply {
-            _ if !claimed => redelivery(&mut tx, inbound).await?,
-            Apply::Ignored { reason } => Effect {
-                outcome: Outcome::Ignored,
-                reason: Some((*reason).to_owned()),
-                subject: None,
-            },
-            Apply::Subscription {
-                external_id,
-                incoming,
-                previous_plan,
-            } => {
-                apply_subscription(
-                    &mut tx,
-                    inbound.integration,
-                    external_id,
-                    incoming,
-                    *previous_plan,
-                    Via::received(&delivery_id, inbound),
-                )
-                .await?
-            }
-            Apply::Order {
-                external_id,
-                incoming,
-                buyer,
-            } => {
-                apply_order(
-                    &mut tx,
-                    inbound.integration,
-                    external_id,
-                    incoming,
-                    *buyer,
-                    Via::received(&delivery_id, inbound),
-                )
-                .await?
-            }
+        let effect = if claimed {
+            apply(
+                &mut tx,
+                inbound.integration,
+                what,
+                Via::received(&delivery_id, inbound),
+            )
+            .await?
+        } else {
+            redelivery(&mut tx, inbound).await?
         };
         let recorded = Recorded {
             delivery_id,
@@ -371,8 +252,10 @@ impl<'a> Via<'a> {
     }
 }
 
-/// What a replayed delivery means now, as its provider's adapter reads it.
-pub enum Replay<'a> {
+/// What a delivery asks of the store, as its provider's adapter read it: on
+/// receipt, and again on replay.
+pub enum Apply<'a> {
+    /// Only on replay: a malformed body is stored on receipt without applying.
     Malformed {
         reason: &'a str,
     },
@@ -391,21 +274,35 @@ pub enum Replay<'a> {
     },
 }
 
-/// What a delivery asks of the store.
-enum Apply<'a> {
-    Ignored {
-        reason: &'a str,
-    },
-    Subscription {
-        external_id: &'a str,
-        incoming: &'a Incoming,
-        previous_plan: Option<&'a str>,
-    },
-    Order {
-        external_id: &'a str,
-        incoming: &'a order::Incoming,
-        buyer: Option<&'a Buyer>,
-    },
+/// Applies what a delivery asks, inside the caller's transaction.
+async fn apply(
+    tx: &mut AnyConnection,
+    integration: &Integration,
+    what: &Apply<'_>,
+    via: Via<'_>,
+) -> std::result::Result<Effect, Attempt> {
+    match what {
+        Apply::Malformed { reason } => Ok(Effect {
+            outcome: Outcome::Malformed,
+            reason: Some((*reason).to_owned()),
+            subject: None,
+        }),
+        Apply::Ignored { reason } => Ok(Effect {
+            outcome: Outcome::Ignored,
+            reason: Some((*reason).to_owned()),
+            subject: None,
+        }),
+        Apply::Subscription {
+            external_id,
+            incoming,
+            previous_plan,
+        } => apply_subscription(tx, integration, external_id, incoming, *previous_plan, via).await,
+        Apply::Order {
+            external_id,
+            incoming,
+            buyer,
+        } => apply_order(tx, integration, external_id, incoming, *buyer, via).await,
+    }
 }
 
 async fn apply_order(

@@ -27,7 +27,7 @@ use crate::time_fmt;
 pub use deliveries::{AttemptRecord, DeliveryDetail, DeliveryFilter, DeliveryRecord};
 pub use entitlements::EntitlementRow;
 pub use grants::Grant;
-pub use ingest::{Inbound, Recorded, Replay, Subject};
+pub use ingest::{Apply, Inbound, Recorded, Subject};
 pub use integrations::Integration;
 pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use products::Product;
