@@ -8,6 +8,7 @@ use super::{Instant, Outcome};
 /// Where a one-time order is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = OrderState)]
 pub enum State {
     Pending,
     Paid,

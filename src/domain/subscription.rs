@@ -12,6 +12,7 @@ use super::{Email, Instant, Outcome, ProductKey};
 /// Where a subscription is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = SubscriptionState)]
 pub enum State {
     Pending,
     Active,

@@ -3,7 +3,6 @@
 //! from the binary), printed by `entitled openapi` and committed as
 //! `openapi/openapi.json`, which a test keeps equal to [`json`].
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -14,8 +13,8 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::openapi::{ObjectBuilder, Type};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::Problem;
@@ -142,36 +141,6 @@ impl Modify for DocsAddon {
         openapi
             .paths
             .add_path_operation(UI_PATH, vec![HttpMethod::Get], operation);
-    }
-}
-
-/// `subscription::State` under a name that does not clash with `order::State`.
-pub struct SubscriptionState;
-
-impl PartialSchema for SubscriptionState {
-    fn schema() -> RefOr<Schema> {
-        crate::domain::subscription::State::schema()
-    }
-}
-
-impl ToSchema for SubscriptionState {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("SubscriptionState")
-    }
-}
-
-/// `order::State` under a name that does not clash with `subscription::State`.
-pub struct OrderState;
-
-impl PartialSchema for OrderState {
-    fn schema() -> RefOr<Schema> {
-        crate::domain::order::State::schema()
-    }
-}
-
-impl ToSchema for OrderState {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("OrderState")
     }
 }
 

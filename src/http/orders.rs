@@ -8,12 +8,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::auth::{Admin, App};
 use super::error::{ApiError, ApiResult, Problem, field, one_of};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page};
 use super::subscriptions::HistoryView;
-use super::{AppState, openapi};
 use crate::domain::access::SourceKind;
 use crate::domain::order::State as OrderState;
 use crate::domain::{Email, Instant, ProductKey};
@@ -53,7 +53,6 @@ pub struct OrderView {
     pub email: Email,
     #[schema(value_type = Vec<String>)]
     pub products: Vec<ProductKey>,
-    #[schema(value_type = openapi::OrderState)]
     pub state: OrderState,
     #[serde(with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
@@ -99,7 +98,7 @@ struct ListQuery {
     #[param(format = Email)]
     email: Option<String>,
     /// Only orders in this state.
-    #[param(value_type = Option<openapi::OrderState>)]
+    #[param(value_type = Option<OrderState>)]
     state: Option<String>,
     /// Only this integration's orders.
     integration: Option<String>,

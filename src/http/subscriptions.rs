@@ -6,11 +6,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem, field, one_of};
 use super::extract::Params;
 use super::pagination::{self, Page};
-use super::{AppState, openapi};
 use crate::domain::access::SourceKind;
 use crate::domain::subscription::State as SubscriptionState;
 use crate::domain::{Email, Instant, Outcome, ProductKey};
@@ -33,7 +33,7 @@ struct ListQuery {
     /// Only subscriptions to this product key.
     product: Option<String>,
     /// Only subscriptions in this state.
-    #[param(value_type = Option<openapi::SubscriptionState>)]
+    #[param(value_type = Option<SubscriptionState>)]
     state: Option<String>,
     /// Only this integration's subscriptions.
     integration: Option<String>,
@@ -57,7 +57,6 @@ pub struct SubscriptionView {
     pub product: ProductKey,
     #[schema(required = true)]
     pub plan: Option<String>,
-    #[schema(value_type = openapi::SubscriptionState)]
     pub state: SubscriptionState,
     #[serde(with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
