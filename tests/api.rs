@@ -39,6 +39,7 @@ on_both_databases!(
     bearer_authentication_is_required,
     access_query_validation_names_the_field,
     health_ready_and_unknown_path,
+    every_admin_list_walks_every_page_with_limit_and_cursor,
 );
 
 const ACTIVATED: &str = "zenofy/subscription.activated.json";
@@ -1680,4 +1681,104 @@ async fn health_ready_and_unknown_path(app: TestApp) {
     }
     let reply = app.admin(Method::GET, "/v2/access", None).await;
     assert_not_found(&reply);
+}
+
+/// Walks a list one item at a time and returns the ids (or keys) in order.
+async fn walk(app: &TestApp, path: &str, key: &str) -> Vec<String> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit=1&cursor={}", urlencode(c)),
+            None => format!("{path}{sep}limit=1"),
+        };
+        let reply = app.admin(Method::GET, &url, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
+        let items = reply.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "{url}: {:?}", reply.body);
+        seen.extend(items.iter().map(|i| i[key].as_str().unwrap().to_owned()));
+        match reply.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return seen,
+        }
+        assert!(seen.len() < 50, "{url} never ends");
+    }
+}
+
+/// Integrations, products, tokens and grants take `limit` and `cursor` like
+/// every list, and a walk with `limit=1` sees each item exactly once.
+async fn every_admin_list_walks_every_page_with_limit_and_cursor(app: TestApp) {
+    for id in ["a-zenofy", "b-zenofy", "c-zenofy"] {
+        let reply = app
+            .admin(
+                Method::PUT,
+                &format!("/v1/admin/integrations/{id}"),
+                Some(json!({"provider": "zenofy", "secret": SECRET})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+    assert_eq!(
+        walk(&app, "/v1/admin/integrations", "id").await,
+        ["a-zenofy", "b-zenofy", "c-zenofy"]
+    );
+
+    for key in ["basic", "pro", "team"] {
+        let reply = app
+            .admin(
+                Method::PUT,
+                &format!("/v1/admin/products/{key}"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+    assert_eq!(
+        walk(&app, "/v1/admin/products", "key").await,
+        ["basic", "pro", "team"]
+    );
+
+    let mut tokens = Vec::new();
+    for name in ["one", "two"] {
+        let reply = app
+            .admin(
+                Method::POST,
+                "/v1/admin/tokens",
+                Some(json!({"name": name, "scope": "app"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        tokens.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    let walked = walk(&app, "/v1/admin/tokens", "id").await;
+    assert_eq!(
+        walked.len(),
+        3,
+        "the bootstrap token and two more: {walked:?}"
+    );
+    assert!(tokens.iter().all(|t| walked.contains(t)));
+
+    let mut grants = Vec::new();
+    for product in ["basic", "pro", "team"] {
+        let reply = app
+            .admin(
+                Method::POST,
+                "/v1/admin/grants",
+                Some(json!({"email": "ada@example.com", "product": product, "reason": "comp"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        grants.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    grants.reverse();
+    assert_eq!(
+        walk(&app, "/v1/admin/grants?email=ada@example.com", "id").await,
+        grants
+    );
+
+    let bad = app
+        .admin(Method::GET, "/v1/admin/tokens?limit=0", None)
+        .await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, Some("limit"));
 }

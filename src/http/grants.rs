@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::{Body, Params};
-use super::pagination::Page;
+use super::pagination::{Page, page_loaded};
 use crate::domain::{Email, Instant, ProductKey};
 use crate::store::Grant;
 use crate::time_fmt::{self, serde_rfc3339};
@@ -47,6 +47,11 @@ struct ListQuery {
     /// Only this customer's grants.
     #[param(format = Email)]
     email: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
 }
 
 /// A grant.
@@ -138,7 +143,6 @@ async fn create(
 /// List grants.
 ///
 /// Grants, newest first, revoked ones included; `email` narrows to one customer.
-/// Not paged: `next_cursor` is always `null`.
 #[utoipa::path(
     get,
     path = "/v1/admin/grants",
@@ -147,8 +151,8 @@ async fn create(
     params(ListQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every matching grant", body = Page<GrantView>),
-        (status = 400, description = "`email` is not an email address", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of matching grants", body = Page<GrantView>),
+        (status = 400, description = "`email` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
     )
@@ -163,16 +167,14 @@ async fn list(
         .as_deref()
         .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
-    Ok(Json(Page {
-        items: state
-            .store
-            .grants(email.as_ref())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-        next_cursor: None,
-    }))
+    Ok(Json(page_loaded(
+        state.store.grants(email.as_ref()).await?,
+        query.limit.as_deref(),
+        query.cursor.as_deref(),
+        true,
+        |g| g.id.clone(),
+        Into::into,
+    )?))
 }
 
 /// Revoke a grant.

@@ -7,13 +7,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Params};
-use super::pagination::{self, Page};
+use super::pagination::{Page, Paging, page_loaded};
 use crate::domain::{Instant, IntegrationId, ProductKey, Provider};
 use crate::secret::Secret;
 use crate::store::Integration;
@@ -83,17 +83,6 @@ impl From<Integration> for IntegrationView {
             updated_at: i.updated_at,
         }
     }
-}
-
-/// Paging for the integration list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
-    /// The previous page's `next_cursor`.
-    cursor: Option<String>,
 }
 
 /// Create or replace an integration.
@@ -175,7 +164,7 @@ async fn put(
     path = "/v1/admin/integrations",
     operation_id = "list_integrations",
     tag = "integrations",
-    params(ListQuery),
+    params(Paging),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of integrations", body = Page<IntegrationView>),
@@ -187,23 +176,16 @@ async fn put(
 async fn list(
     State(state): State<AppState>,
     _admin: Admin,
-    Params(query): Params<ListQuery>,
+    Params(paging): Params<Paging>,
 ) -> ApiResult<Json<Page<IntegrationView>>> {
-    let limit = pagination::limit(query.limit.as_deref())?;
-    let rows: Vec<_> = state
-        .store
-        .integrations()
-        .await?
-        .into_iter()
-        .filter(|i| query.cursor.as_deref().is_none_or(|c| i.id.as_str() > c))
-        .take(limit as usize + 1)
-        .collect();
-    Ok(Json(pagination::page(
-        rows,
-        limit,
+    Ok(Json(page_loaded(
+        state.store.integrations().await?,
+        paging.limit.as_deref(),
+        paging.cursor.as_deref(),
+        false,
         |i| i.id.to_string(),
         Into::into,
-    )))
+    )?))
 }
 
 /// Show one integration.

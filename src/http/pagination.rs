@@ -46,3 +46,43 @@ pub fn page<R, T>(
         next_cursor,
     }
 }
+
+/// `limit` and `cursor` for a list with no other filters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Pages a short list held in memory, whose rows come sorted by `key`
+/// (ascending, or descending when `newest_first`).
+pub fn page_loaded<R, T>(
+    rows: Vec<R>,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    newest_first: bool,
+    key: impl Fn(&R) -> String,
+    view: impl Fn(R) -> T,
+) -> Result<Page<T>, ApiError> {
+    let limit = self::limit(limit)?;
+    let after = |row: &R| {
+        cursor.is_none_or(|c| {
+            let k = key(row);
+            if newest_first {
+                k.as_str() < c
+            } else {
+                k.as_str() > c
+            }
+        })
+    };
+    let rows: Vec<R> = rows
+        .into_iter()
+        .filter(after)
+        .take(limit as usize + 1)
+        .collect();
+    Ok(page(rows, limit, key, view))
+}

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::Body;
-use super::pagination::Page;
+use super::extract::{Body, Params};
+use super::pagination::{Page, Paging, page_loaded};
 use crate::domain::{CanceledAccess, Instant, Policy, ProductKey};
 use crate::store::Product;
 use crate::time_fmt::serde_rfc3339;
@@ -138,31 +138,35 @@ async fn put(
 
 /// List products.
 ///
-/// Every configured product. (Products nobody configured use the defaults.)
-/// Not paged: `next_cursor` is always `null`.
+/// Every configured product, by key. (Products nobody configured use the
+/// defaults.)
 #[utoipa::path(
     get,
     path = "/v1/admin/products",
     operation_id = "list_products",
     tag = "products",
+    params(Paging),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every configured product", body = Page<ProductView>),
+        (status = 200, description = "A page of configured products", body = Page<ProductView>),
+        (status = 400, description = "`limit` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Page<ProductView>>> {
-    Ok(Json(Page {
-        items: state
-            .store
-            .products()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-        next_cursor: None,
-    }))
+async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Params(paging): Params<Paging>,
+) -> ApiResult<Json<Page<ProductView>>> {
+    Ok(Json(page_loaded(
+        state.store.products().await?,
+        paging.limit.as_deref(),
+        paging.cursor.as_deref(),
+        false,
+        |p| p.key.to_string(),
+        Into::into,
+    )?))
 }
 
 /// Show one product.

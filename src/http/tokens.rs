@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::Body;
-use super::pagination::Page;
+use super::extract::{Body, Params};
+use super::pagination::{Page, Paging, page_loaded};
 use crate::domain::Instant;
 use crate::secret::Secret;
 use crate::store::{Scope, Token};
@@ -118,30 +118,34 @@ async fn create(
 
 /// List API tokens.
 ///
-/// Every token, without values. Not paged: `next_cursor` is always `null`.
+/// Every token, oldest first, without values.
 #[utoipa::path(
     get,
     path = "/v1/admin/tokens",
     operation_id = "list_tokens",
     tag = "tokens",
+    params(Paging),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every token", body = Page<TokenView>),
+        (status = 200, description = "A page of tokens", body = Page<TokenView>),
+        (status = 400, description = "`limit` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Page<TokenView>>> {
-    Ok(Json(Page {
-        items: state
-            .store
-            .tokens()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-        next_cursor: None,
-    }))
+async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Params(paging): Params<Paging>,
+) -> ApiResult<Json<Page<TokenView>>> {
+    Ok(Json(page_loaded(
+        state.store.tokens().await?,
+        paging.limit.as_deref(),
+        paging.cursor.as_deref(),
+        false,
+        |t| t.id.clone(),
+        Into::into,
+    )?))
 }
 
 /// Delete an API token.
