@@ -103,7 +103,7 @@ pub async fn receive(
     let recorded = store
         .record_delivery(&inbound, &interpreted.as_apply())
         .await?;
-    Ok((integration.clone(), recorded))
+    Ok((integration, recorded))
 }
 
 /// A parsed payload in domain terms, ready for the store.

@@ -2,8 +2,7 @@
 //! period plus grace has passed is recorded as `expired` (source `clock`), and
 //! the history shows when access ended even when the provider never said so.
 
-use super::entitlements::{EntitlementRow, replace_for_source};
-use super::subscriptions::{HistoryEntry, insert_transition, load_by_id, snapshot_facts};
+use super::subscriptions::{HistoryEntry, insert_transition, load_by_id, write_entitlement};
 use super::{Result, Store, micros, text};
 use crate::domain::access::SourceKind;
 use crate::domain::subscription::{self, Event, Incoming, State};
@@ -91,19 +90,15 @@ impl Store {
             },
         )
         .await?;
-        let policy = super::products::policy_in(&mut tx, &next.product).await?;
-        let row = EntitlementRow::new(
+        write_entitlement(
+            &mut tx,
             id,
-            &next.product,
-            &next.email,
-            Some(&current.integration),
-            Some(&current.provider),
-            next.plan.as_deref(),
-            snapshot_facts(&next),
-            &policy,
+            &current.integration,
+            &current.provider,
+            &next,
             now,
-        );
-        replace_for_source(&mut tx, SourceKind::Subscription, id, &[row]).await?;
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

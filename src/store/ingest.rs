@@ -4,9 +4,8 @@
 
 use sqlx::AnyConnection;
 
-use super::entitlements::{EntitlementRow, replace_for_source};
 use super::orders::{self, Buyer, OrderRecord};
-use super::subscriptions::{load_for_update, snapshot_facts};
+use super::subscriptions::load_for_update;
 use super::{
     Integration, MAX_ATTEMPTS, Result, Store, StoreError, backoff, is_retryable, micros, new_id,
     text,
@@ -74,6 +73,27 @@ impl From<StoreError> for Attempt {
     }
 }
 
+/// Takes the store's write turn and runs one transaction attempt (a future
+/// yielding `Result<T, Attempt>`, built afresh each time) until it commits or
+/// fails for good: an attempt that lost a race runs again, a little later each
+/// time. (A macro, not a function taking an async closure: the futures must stay
+/// `Send` for axum's handlers.)
+macro_rules! retrying {
+    ($store:expr, $attempt:expr) => {{
+        let _turn = $store.write_turn().await;
+        let mut n = 0;
+        loop {
+            n += 1;
+            match $attempt.await {
+                Ok(done) => break Ok(done),
+                Err(Attempt::Retry) if n < MAX_ATTEMPTS => backoff(n).await,
+                Err(Attempt::Retry) => break Err(StoreError::Contention(MAX_ATTEMPTS)),
+                Err(Attempt::Failed(e)) => break Err(e),
+            }
+        }
+    }};
+}
+
 impl Store {
     /// Stores a delivery that authenticated but could not be parsed. It claims no
     /// dedup key: the same bytes again are just as malformed.
@@ -105,22 +125,13 @@ impl Store {
         now: Instant,
         reparse: &(dyn Fn(&[u8], Instant) -> Option<order::Incoming> + Sync),
     ) -> Result<(OrderRecord, bool)> {
-        let _turn = self.write_turn().await;
-        for attempt in 1..=MAX_ATTEMPTS {
+        retrying!(self, async {
             let mut tx = self.pool.begin().await?;
-            match register_in(&mut tx, integration, external_id, buyer, now, reparse).await {
-                Ok(result) => {
-                    tx.commit().await?;
-                    return Ok(result);
-                }
-                Err(Attempt::Retry) => {
-                    drop(tx);
-                    backoff(attempt).await;
-                }
-                Err(Attempt::Failed(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contention(MAX_ATTEMPTS))
+            let result =
+                register_in(&mut tx, integration, external_id, buyer, now, reparse).await?;
+            tx.commit().await?;
+            Ok(result)
+        })
     }
 
     /// Applies a stored delivery again to the current state (an operator's
@@ -133,20 +144,12 @@ impl Store {
         replay: &Apply<'_>,
         now: Instant,
     ) -> Result<Recorded> {
-        let _turn = self.write_turn().await;
         let via = Via {
             delivery_id,
             source: "replay",
             at: now,
         };
-        for attempt in 1..=MAX_ATTEMPTS {
-            match self.replay_attempt(integration, replay, via).await {
-                Ok(recorded) => return Ok(recorded),
-                Err(Attempt::Retry) => backoff(attempt).await,
-                Err(Attempt::Failed(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contention(MAX_ATTEMPTS))
+        retrying!(self, self.replay_attempt(integration, replay, via))
     }
 
     async fn replay_attempt(
@@ -179,15 +182,7 @@ impl Store {
         inbound: &Inbound<'_>,
         apply: &Apply<'_>,
     ) -> Result<Recorded> {
-        let _turn = self.write_turn().await;
-        for attempt in 1..=MAX_ATTEMPTS {
-            match self.attempt(inbound, apply).await {
-                Ok(recorded) => return Ok(recorded),
-                Err(Attempt::Retry) => backoff(attempt).await,
-                Err(Attempt::Failed(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contention(MAX_ATTEMPTS))
+        retrying!(self, self.attempt(inbound, apply))
     }
 
     async fn attempt(
@@ -500,19 +495,15 @@ async fn apply_subscription(
         });
     };
     if let Some(next) = &decision.next {
-        let policy = super::products::policy_in(tx, &next.product).await?;
-        let row = EntitlementRow::new(
+        super::subscriptions::write_entitlement(
+            tx,
             &subscription_id,
-            &next.product,
-            &next.email,
-            Some(integration.id.as_str()),
-            Some(integration.provider.as_str()),
-            next.plan.as_deref(),
-            snapshot_facts(next),
-            &policy,
+            integration.id.as_str(),
+            integration.provider.as_str(),
+            next,
             via.at,
-        );
-        replace_for_source(tx, SourceKind::Subscription, &subscription_id, &[row]).await?;
+        )
+        .await?;
     }
     let state = decision
         .to

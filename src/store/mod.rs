@@ -178,7 +178,6 @@ fn is_retryable(e: &sqlx::Error) -> bool {
                 "5" | "6" | "517" | "261" | "40001" | "40P01" | "23505"
             ) || db.message().contains("database is locked")
         }
-        sqlx::Error::PoolTimedOut => false,
         _ => false,
     }
 }

@@ -3,6 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::entitlements::{EntitlementRow, replace_for_source};
 use super::ingest::{Attempt, Via};
 use super::{
     Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
@@ -80,8 +81,33 @@ fn from_row(row: &AnyRow) -> Result<SubscriptionRecord> {
     })
 }
 
+/// Rewrites a subscription's entitlement row from its snapshot, under its
+/// product's policy.
+pub(super) async fn write_entitlement(
+    tx: &mut AnyConnection,
+    id: &str,
+    integration: &str,
+    provider: &str,
+    snapshot: &Snapshot,
+    changed_at: Instant,
+) -> Result<()> {
+    let policy = super::products::policy_in(tx, &snapshot.product).await?;
+    let row = EntitlementRow::new(
+        id,
+        &snapshot.product,
+        &snapshot.email,
+        Some(integration),
+        Some(provider),
+        snapshot.plan.as_deref(),
+        snapshot_facts(snapshot),
+        &policy,
+        changed_at,
+    );
+    replace_for_source(tx, SourceKind::Subscription, id, &[row]).await
+}
+
 /// The facts a subscription's entitlement window is computed from.
-pub(super) fn snapshot_facts(snapshot: &Snapshot) -> Facts {
+fn snapshot_facts(snapshot: &Snapshot) -> Facts {
     Facts {
         state: SourceState::Subscription(snapshot.state),
         start: snapshot.access_from,
