@@ -49,6 +49,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTITLED_MAX_BODY_BYTES", default_value_t = 262_144)]
     pub max_body_bytes: usize,
 
+    /// Most connections open at once (lowered to fit the open-file limit). At
+    /// the cap the longest-idle connection is closed to make room.
+    #[arg(long, env = "ENTITLED_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// Bootstrap admin token. Unset on a fresh database: one is generated,
     /// stored hashed and printed once to stderr.
     #[arg(long = "admin-token", env = "ENTITLED_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_secret)]

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod providers;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod time_fmt;
 
@@ -85,8 +86,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         })?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(%addr, engine = ?store.engine(), "entitled listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+    let limits = server::Limits {
+        max_connections: args.max_connections as usize,
+        ..server::Limits::default()
+    };
+    server::serve(listener, app(state), limits, shutdown_signal())
         .await
         .map_err(Error::Serve)?;
     clock.abort();

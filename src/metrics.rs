@@ -1,4 +1,6 @@
-//! Prometheus metrics, rendered at `GET /metrics` in the text format.
+//! Prometheus metrics, rendered at `GET /metrics` in the Prometheus text format
+//! (0.0.4) by default and in OpenMetrics when a scraper asks for it. Every label
+//! takes bounded values only, so no request can add a series.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -99,18 +101,129 @@ impl Metrics {
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&vec![
-                ("method", method.to_owned()),
+                ("method", bounded_method(method).to_owned()),
                 ("route", route.to_owned()),
                 ("status", status.to_string()),
             ])
             .observe(seconds);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics exposition (`application/openmetrics-text`).
+    pub fn render_openmetrics(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// The Prometheus text exposition (`text/plain; version=0.0.4`).
+    pub fn render(&self) -> String {
+        openmetrics_to_text(&self.render_openmetrics())
+    }
+}
+
+/// A request method as a label: the standard ones, else `other`.
+fn bounded_method(method: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("other")
+}
+
+/// Rewrites OpenMetrics as the Prometheus text format 0.0.4. They differ in
+/// what matters to Prometheus' text parser: a counter family's `# HELP` and
+/// `# TYPE` name its `_total` samples, and there is no `# UNIT`, `_created` or
+/// `# EOF`.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let mut counters: Vec<&str> = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.push(name);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(line) => out.push_str(&line),
+            None => {
+                let sample = line.split(['{', ' ']).next().unwrap_or("");
+                if !line.starts_with('#') && sample.ends_with("_created") {
+                    continue;
+                }
+                out.push_str(line);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_by_their_total_samples_in_the_text_format() {
+        let metrics = Metrics::new();
+        metrics.delivery("zenofy", "applied");
+        let text = metrics.render();
+        assert!(
+            text.contains("# HELP entitled_webhook_deliveries_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE entitled_webhook_deliveries_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "entitled_webhook_deliveries_total{provider=\"zenofy\",outcome=\"applied\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn every_family_has_help_in_both_formats() {
+        let metrics = Metrics::new();
+        metrics.delivery("zid", "noted");
+        metrics.auth_failure("zid");
+        metrics.access_check(true, "active");
+        metrics.request("GET", "/healthz", 200, 0.001);
+        for text in [metrics.render(), metrics.render_openmetrics()] {
+            for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+                let name = line.split(' ').nth(2).unwrap();
+                assert!(
+                    text.contains(&format!("# HELP {name} ")),
+                    "{name} in {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_made_up_method_is_counted_as_other() {
+        let metrics = Metrics::new();
+        metrics.request("BREW", "unmatched", 404, 0.001);
+        metrics.request("GET", "unmatched", 404, 0.001);
+        let text = metrics.render();
+        assert!(text.contains("method=\"other\""), "{text}");
+        assert!(!text.contains("BREW"), "{text}");
     }
 }

@@ -5,11 +5,16 @@
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::domain::Instant;
+use crate::domain::{Instant, MAX_INSTANT, MIN_INSTANT};
 
 /// Formats as RFC 3339 in UTC, with fractional seconds only when there are any.
+/// Every instant the service holds is within [`MIN_INSTANT`]..=[`MAX_INSTANT`];
+/// one outside is clamped rather than written in a form RFC 3339 has no room for.
 pub fn rfc3339(at: Instant) -> String {
-    let at = at.to_offset(UtcOffset::UTC);
+    let at = at
+        .checked_to_offset(UtcOffset::UTC)
+        .unwrap_or(MAX_INSTANT)
+        .clamp(MIN_INSTANT, MAX_INSTANT);
     let (y, mo, d) = (at.year(), at.month() as u8, at.day());
     let (h, mi, s) = (at.hour(), at.minute(), at.second());
     let micros = at.microsecond();
@@ -23,7 +28,8 @@ pub fn rfc3339(at: Instant) -> String {
 /// Parses the dates providers send: RFC 3339 with any offset, with or without
 /// fractional seconds (any number of digits), `T` or a space between date and
 /// time; a date-time without an offset is taken as UTC. Precision is kept to the
-/// microsecond, as stored.
+/// microsecond, as stored. Only instants from [`MIN_INSTANT`] to [`MAX_INSTANT`]
+/// (in UTC) are accepted: anything outside is `None`, like any other bad date.
 pub fn parse_lenient(raw: &str) -> Option<Instant> {
     let raw = raw.trim();
     let normalised: String = raw
@@ -46,7 +52,17 @@ pub fn parse_lenient(raw: &str) -> Option<Instant> {
                 .ok()
                 .map(PrimitiveDateTime::assume_utc)
         })?;
-    Some(truncate(parsed.to_offset(UtcOffset::UTC)))
+    let utc = parsed.checked_to_offset(UtcOffset::UTC)?;
+    (MIN_INSTANT..=MAX_INSTANT)
+        .contains(&utc)
+        .then(|| truncate(utc))
+}
+
+/// What a refused date says: why, and the range that is accepted.
+pub fn not_an_instant(raw: &str) -> String {
+    format!(
+        "{raw:?} is not an RFC 3339 date-time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+    )
 }
 
 /// Drops precision below a microsecond, so a value survives storage unchanged.
@@ -54,13 +70,15 @@ pub fn truncate(at: Instant) -> Instant {
     from_micros(to_micros(at))
 }
 
+/// Unix microseconds, as stored. Every accepted instant fits an `i64` easily.
 pub fn to_micros(at: Instant) -> i64 {
     (at.unix_timestamp_nanos() / 1_000) as i64
 }
 
+/// The instant a stored value names, clamped to the accepted range.
 pub fn from_micros(micros: i64) -> Instant {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .map_or(MAX_INSTANT, |at| at.clamp(MIN_INSTANT, MAX_INSTANT))
 }
 
 /// Now, at storage precision.
@@ -80,9 +98,7 @@ pub mod serde_rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Instant, D::Error> {
         let raw = String::deserialize(d)?;
-        parse_lenient(&raw).ok_or_else(|| {
-            serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 date-time"))
-        })
+        parse_lenient(&raw).ok_or_else(|| serde::de::Error::custom(super::not_an_instant(&raw)))
     }
 
     /// The same for `Option<Instant>` (`null` both ways).
@@ -101,9 +117,9 @@ pub mod serde_rfc3339 {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Instant>, D::Error> {
             match Option::<String>::deserialize(d)? {
                 None => Ok(None),
-                Some(raw) => parse_lenient(&raw).map(Some).ok_or_else(|| {
-                    serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 date-time"))
-                }),
+                Some(raw) => parse_lenient(&raw)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom(super::super::not_an_instant(&raw))),
             }
         }
     }

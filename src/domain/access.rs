@@ -7,7 +7,6 @@
 //! customer's sources for one product at one instant and explains the result.
 
 use serde::Serialize;
-use time::Duration;
 
 use super::{CanceledAccess, Instant, Policy, order, subscription};
 
@@ -133,12 +132,15 @@ impl Window {
 /// grants nothing.
 pub fn window(facts: &Facts, policy: &Policy) -> Option<Window> {
     use subscription::State as S;
-    let grace = Duration::seconds(policy.grace_period_seconds);
     let paid_period = |with_grace: bool| Window {
         from: facts.start,
-        until: facts
-            .end
-            .map(|end| if with_grace { end + grace } else { end }),
+        until: facts.end.map(|end| {
+            if with_grace {
+                super::add_seconds(end, policy.grace_period_seconds)
+            } else {
+                end
+            }
+        }),
         grace_from: facts
             .end
             .filter(|_| with_grace && policy.grace_period_seconds > 0),
@@ -158,7 +160,7 @@ pub fn window(facts: &Facts, policy: &Policy) -> Option<Window> {
             from: facts.start,
             until: policy
                 .purchase_access_seconds
-                .map(|seconds| facts.start + Duration::seconds(seconds)),
+                .map(|seconds| super::add_seconds(facts.start, seconds)),
             grace_from: None,
         }),
         SourceState::Order(_) => None,

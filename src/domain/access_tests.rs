@@ -1,5 +1,6 @@
 //! The access decision, rule by rule: DESIGN.md "Access decision".
 
+use time::Duration;
 use time::macros::datetime;
 
 use super::*;

@@ -16,17 +16,32 @@ use time::OffsetDateTime;
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
-/// A customer's email, normalised once (trimmed, lower-cased) so that every
-/// comparison everywhere else is a plain string equality.
+/// A customer's email, normalised once (surrounding whitespace trimmed, ASCII
+/// letters lower-cased, nothing else folded) so that every comparison everywhere
+/// else is a plain byte equality. Unicode case folding is deliberately absent: it
+/// maps the Kelvin sign (U+212A) onto `k` and would hand one customer's access to
+/// another address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
+/// The longest email accepted, in bytes once trimmed.
+pub const MAX_EMAIL_BYTES: usize = 320;
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let normalised = raw.trim().to_lowercase();
-        let valid = normalised.len() <= 320
-            && !normalised.chars().any(char::is_whitespace)
+        let normalised = raw.trim().to_ascii_lowercase();
+        if normalised.chars().any(|c| c.is_control()) {
+            return Err(InvalidValue(
+                "an email address may not contain a control character".to_owned(),
+            ));
+        }
+        if normalised.len() > MAX_EMAIL_BYTES {
+            return Err(InvalidValue(format!(
+                "an email address is at most {MAX_EMAIL_BYTES} bytes"
+            )));
+        }
+        let valid = !normalised.chars().any(char::is_whitespace)
             && matches!(normalised.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
         if valid {
             Ok(Self(normalised))
@@ -231,6 +246,28 @@ impl CanceledAccess {
 
 /// An instant, as the domain sees it.
 pub type Instant = OffsetDateTime;
+
+/// The earliest instant the service accepts: `1970-01-01T00:00:00Z`.
+pub const MIN_INSTANT: Instant = time::macros::datetime!(1970-01-01 00:00:00 UTC);
+
+/// The latest instant the service accepts: `9999-12-31T23:59:59Z`. Arithmetic on
+/// instants saturates here, so a period ending at the bound plus any grace is
+/// still the bound, never an overflow.
+pub const MAX_INSTANT: Instant = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// `at` plus `seconds` (which may be negative), clamped to
+/// [`MIN_INSTANT`]..=[`MAX_INSTANT`].
+pub fn add_seconds(at: Instant, seconds: i64) -> Instant {
+    let sum = i128::from(at.unix_timestamp()) + i128::from(seconds);
+    if sum >= i128::from(MAX_INSTANT.unix_timestamp()) {
+        return MAX_INSTANT;
+    }
+    if sum < i128::from(MIN_INSTANT.unix_timestamp()) {
+        return MIN_INSTANT;
+    }
+    at.checked_add(time::Duration::seconds(seconds))
+        .map_or(MAX_INSTANT, |sum| sum.min(MAX_INSTANT))
+}
 
 #[cfg(test)]
 mod tests {

@@ -112,12 +112,7 @@ fn at_param(raw: Option<&str>) -> Result<Instant, ApiError> {
     match raw {
         None => Ok(time_fmt::now()),
         Some(raw) => time_fmt::parse_lenient(raw).ok_or_else(|| {
-            ApiError::invalid(
-                "at",
-                format!(
-                    "`at` must be an RFC 3339 date-time such as 2026-05-01T08:30:00Z, not {raw:?}"
-                ),
-            )
+            ApiError::invalid("at", format!("`at`: {}", time_fmt::not_an_instant(raw)))
         }),
     }
 }

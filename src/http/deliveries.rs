@@ -166,7 +166,7 @@ async fn list(
         .deliveries(&DeliveryFilter {
             integration: query.integration.as_deref(),
             outcome: query.outcome.as_deref(),
-            before: query.cursor.as_deref(),
+            before: pagination::cursor(query.cursor.as_deref())?.as_deref(),
             limit: limit + 1,
         })
         .await?;

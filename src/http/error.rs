@@ -59,6 +59,14 @@ pub enum ApiError {
     Conflict(String),
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("the request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("the request did not arrive within 30 seconds")]
+    RequestTimeout,
+    #[error("the body must be `application/json`")]
+    UnsupportedMediaType,
+    #[error("an internal error occurred; it has been logged")]
+    Panicked,
     #[error("{detail}")]
     Malformed {
         field: Option<String>,
@@ -104,6 +112,26 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+            ),
+            Self::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Panicked => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
             ),
             Self::Malformed { .. } => (
                 StatusCode::BAD_REQUEST,
@@ -154,6 +182,23 @@ impl ApiError {
                 outcome,
             },
         )
+    }
+}
+
+impl Problem {
+    /// A problem for a status the framework answered (405, 404 …), with no field.
+    pub fn for_status(status: StatusCode, detail: String) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        Self {
+            kind: format!("urn:entitled:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            field: None,
+            delivery_id: None,
+            outcome: None,
+        }
     }
 }
 

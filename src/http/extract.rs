@@ -7,13 +7,17 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// `Json<T>` whose rejection is a 400 (or 413) problem naming the field.
+/// `Json<T>` whose rejection is a problem naming the field: 400, 413, or 415
+/// when the body is not declared `application/json` (or `application/*+json`).
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(bytes) => bytes,
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
@@ -28,6 +32,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 });
             }
         };
+        refuse_nul(&bytes)?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
             let path = e.path().to_string();
@@ -44,6 +49,77 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 field,
             }
         })
+    }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5
+                && subtype.is_char_boundary(subtype.len() - 5)
+                && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// A U+0000 in any string or key of a JSON body is a 400 naming where it is:
+/// both engines must refuse the same input, and PostgreSQL's text cannot hold it.
+/// Only a body that spells `\u0000` somewhere is walked.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    let spelled = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000");
+    if !spelled {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(()); // not JSON: the deserialiser says so, with its position
+    };
+    match nul_path(&value, String::new()) {
+        Some(path) => {
+            let field = if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path
+            };
+            Err(ApiError::Invalid {
+                detail: format!("`{field}` may not contain U+0000"),
+                field: Some(field),
+            })
+        }
+        None => Ok(()),
+    }
+}
+
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if at.is_empty() {
+                k.replace('\0', "\u{FFFD}")
+            } else {
+                format!("{at}.{}", k.replace('\0', "\u{FFFD}"))
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(v, here)
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -30,25 +30,47 @@ pub struct Health {
 
 /// Prometheus metrics.
 ///
-/// Prometheus text format (OpenMetrics): requests, deliveries by outcome,
-/// webhook authentication failures, access checks.
+/// The Prometheus text format (0.0.4), or OpenMetrics when `Accept` asks for
+/// `application/openmetrics-text`: requests, deliveries by outcome, webhook
+/// authentication failures, access checks.
 #[utoipa::path(
     get,
     path = "/metrics",
     operation_id = "metrics",
     tag = "health",
     responses(
-        (status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 200, description = "The metrics", content(
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )),
     )
 )]
-async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> impl axum::response::IntoResponse {
+    let openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            state.metrics.render_openmetrics(),
+        )
+    } else {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            state.metrics.render(),
+        )
+    }
 }
 
 /// Liveness.

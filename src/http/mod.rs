@@ -9,6 +9,7 @@ mod deliveries;
 mod error;
 mod extract;
 mod grants;
+mod guard;
 mod health;
 mod integrations;
 pub mod openapi;
@@ -29,6 +30,7 @@ use axum::response::Response;
 use tracing::Instrument;
 
 pub use error::{ApiError, Problem};
+pub use guard::RequestStarted;
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -86,7 +88,15 @@ pub fn app(state: AppState) -> Router {
         .merge(health::metrics_router())
         .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(remember_route))
+        .route_layer(axum::middleware::from_fn(guard::path_params))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            guard::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::limits,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(state)

@@ -212,7 +212,7 @@ async fn list(
             email: email.as_ref().map(Email::as_str),
             state: query.state.as_deref(),
             integration: query.integration.as_deref(),
-            before: query.cursor.as_deref(),
+            before: pagination::cursor(query.cursor.as_deref())?.as_deref(),
             limit: limit + 1,
         })
         .await?;

@@ -30,6 +30,36 @@ pub fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
+/// What every cursor starts with once decoded: a value without it was not issued
+/// by this server.
+const CURSOR_PREFIX: &str = "entitled-cursor:";
+
+/// A row key as the opaque `next_cursor` clients pass back.
+pub fn encode_cursor(key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{key}"))
+}
+
+/// Reads `cursor`: the row key of a `next_cursor` this server issued, else a
+/// 400 naming `cursor`.
+pub fn cursor(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    use base64::Engine;
+    let Some(raw) = raw else { return Ok(None) };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(CURSOR_PREFIX).map(str::to_owned))
+        .filter(|key| !key.contains('\0'))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "cursor",
+                "`cursor` must be a `next_cursor` from a previous page of this list",
+            )
+        })
+}
+
 /// Builds a page from `limit + 1` fetched rows: the extra row says there is a
 /// next page, and the last returned row's key is its cursor.
 pub fn page<R, T>(
@@ -40,7 +70,11 @@ pub fn page<R, T>(
 ) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(&key) } else { None };
+    let next_cursor = if more {
+        rows.last().map(|row| encode_cursor(&key(row)))
+    } else {
+        None
+    };
     Page {
         items: rows.into_iter().map(view).collect(),
         next_cursor,
@@ -69,8 +103,9 @@ pub fn page_loaded<R, T>(
     view: impl Fn(R) -> T,
 ) -> Result<Page<T>, ApiError> {
     let limit = self::limit(limit)?;
+    let cursor = self::cursor(cursor)?;
     let after = |row: &R| {
-        cursor.is_none_or(|c| {
+        cursor.as_deref().is_none_or(|c| {
             let k = key(row);
             if newest_first {
                 k.as_str() < c

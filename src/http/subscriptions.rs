@@ -188,7 +188,7 @@ async fn list(
             product: query.product.as_deref(),
             state: query.state.as_deref(),
             integration: query.integration.as_deref(),
-            before: query.cursor.as_deref(),
+            before: pagination::cursor(query.cursor.as_deref())?.as_deref(),
             limit: limit + 1,
         })
         .await?;

@@ -247,6 +247,7 @@ impl<'a> Fields<'a> {
     pub fn opt_str(&self, name: &str) -> Result<Option<&'a str>, Malformed> {
         match self.get(name) {
             None => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(self.nul(name)),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
             Some(_) => Err(self.wrong_type(name, "a string")),
         }
@@ -262,6 +263,7 @@ impl<'a> Fields<'a> {
     pub fn opt_id(&self, name: &str) -> Result<Option<String>, Malformed> {
         match self.get(name) {
             None => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(self.nul(name)),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
@@ -288,10 +290,21 @@ impl<'a> Fields<'a> {
             Some(s) => crate::time_fmt::parse_lenient(s).map(Some).ok_or_else(|| {
                 Malformed::field(
                     &self.path(name),
-                    format!("`{}` is not a date-time: {s:?}", self.path(name)),
+                    format!(
+                        "`{}`: {}",
+                        self.path(name),
+                        crate::time_fmt::not_an_instant(s)
+                    ),
                 )
             }),
         }
+    }
+
+    /// A U+0000 is refused in every field read, on both engines alike
+    /// (PostgreSQL's text cannot hold it); the raw body is still stored as sent.
+    fn nul(&self, name: &str) -> Malformed {
+        let path = self.path(name);
+        Malformed::field(&path, format!("`{path}` may not contain U+0000"))
     }
 
     fn wrong_type(&self, name: &str, expected: &str) -> Malformed {
