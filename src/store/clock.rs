@@ -25,8 +25,14 @@ impl Store {
         .await?;
         let mut expired = 0;
         for row in &lapsed {
-            if self.expire_one(&text(row, "id")?, now).await? {
-                expired += 1;
+            let id = text(row, "id")?;
+            // One subscription that cannot be expired now (a lost race, a row
+            // that does not read) must not hold up the others: it is logged and
+            // looked at again on the next tick.
+            match self.expire_one(&id, now).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(subscription = id, error = %e, "clock: could not expire"),
             }
         }
         Ok(expired)

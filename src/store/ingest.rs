@@ -7,8 +7,8 @@ use sqlx::AnyConnection;
 use super::orders::{self, Buyer, OrderRecord};
 use super::subscriptions::load_for_update;
 use super::{
-    Integration, MAX_ATTEMPTS, Result, Store, StoreError, backoff, is_retryable, micros, new_id,
-    text,
+    Integration, MAX_ATTEMPTS, Result, Store, StoreError, backoff, is_retryable,
+    is_unique_violation, micros, new_id, text,
 };
 use crate::domain::access::SourceKind;
 use crate::domain::order;
@@ -51,12 +51,21 @@ pub struct Subject {
 pub(super) enum Attempt {
     /// Lost a race (compare-and-set miss, busy database): run it again.
     Retry,
+    /// A unique violation: a concurrent first insert of the same row explains
+    /// one, so it is run again, but only [`MAX_UNIQUE_RETRIES`] times; more
+    /// means the statement itself is at fault, which a retry cannot fix.
+    RetryUnique(sqlx::Error),
     Failed(StoreError),
 }
 
+/// How many unique violations one write survives.
+pub(super) const MAX_UNIQUE_RETRIES: u32 = 2;
+
 impl From<sqlx::Error> for Attempt {
     fn from(e: sqlx::Error) -> Self {
-        if is_retryable(&e) {
+        if is_unique_violation(&e) {
+            Self::RetryUnique(e)
+        } else if is_retryable(&e) {
             Self::Retry
         } else {
             Self::Failed(e.into())
@@ -82,10 +91,21 @@ macro_rules! retrying {
     ($store:expr, $attempt:expr) => {{
         let _turn = $store.write_turn().await;
         let mut n = 0;
+        let mut unique = 0;
         loop {
             n += 1;
             match $attempt.await {
                 Ok(done) => break Ok(done),
+                Err(Attempt::RetryUnique(e)) => {
+                    unique += 1;
+                    if unique > MAX_UNIQUE_RETRIES {
+                        break Err(StoreError::Database(e));
+                    }
+                    if n >= MAX_ATTEMPTS {
+                        break Err(StoreError::Contention(MAX_ATTEMPTS));
+                    }
+                    backoff(n).await
+                }
                 Err(Attempt::Retry) if n < MAX_ATTEMPTS => backoff(n).await,
                 Err(Attempt::Retry) => break Err(StoreError::Contention(MAX_ATTEMPTS)),
                 Err(Attempt::Failed(e)) => break Err(e),

@@ -59,7 +59,9 @@ impl Store {
         let mut result = self.apply_pending(&mut conn).await;
         for attempt in 1..=20 {
             match &result {
-                Err(super::StoreError::Database(e)) if super::is_retryable(e) => {
+                Err(super::StoreError::Database(e))
+                    if super::is_retryable(e) || super::is_unique_violation(e) =>
+                {
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
                     result = self.apply_pending(&mut conn).await;
                 }

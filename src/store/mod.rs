@@ -75,8 +75,9 @@ impl From<InvalidValue> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// How many times a transaction that lost a race is tried again.
-const MAX_ATTEMPTS: u32 = 50;
+/// How many times a transaction is tried in all before a lost race is reported
+/// as contention (503, which the provider retries).
+const MAX_ATTEMPTS: u32 = 20;
 
 /// The database, behind one pool.
 #[derive(Debug, Clone)]
@@ -171,21 +172,39 @@ fn is_retryable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             // SQLite: BUSY (5, and extended codes ending in it), LOCKED (6).
-            // PostgreSQL: serialization failure, deadlock, unique violation
-            // (a concurrent first insert won).
-            matches!(
-                code.as_ref(),
-                "5" | "6" | "517" | "261" | "40001" | "40P01" | "23505"
-            ) || db.message().contains("database is locked")
+            // PostgreSQL: serialization failure, deadlock.
+            matches!(code.as_ref(), "5" | "6" | "517" | "261" | "40001" | "40P01")
+                || db.message().contains("database is locked")
         }
         _ => false,
     }
 }
 
-/// Waits a little, more each time, before trying a lost race again.
+/// A unique violation (PostgreSQL 23505; SQLite's constraint codes 1555 and
+/// 2067): retried only where a concurrent first insert of the same row explains it.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            matches!(
+                db.code().unwrap_or_default().as_ref(),
+                "23505" | "1555" | "2067"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Waits before trying a lost race again: exponential (0.5 ms doubling, capped
+/// at 64 ms) with full jitter, so writers that collided do not collide again
+/// in step.
 async fn backoff(attempt: u32) {
-    let micros = 200u64 * u64::from(attempt.min(20)) + u64::from(attempt % 7) * 97;
-    tokio::time::sleep(Duration::from_micros(micros)).await;
+    let ceiling = 500u64 << attempt.min(7);
+    let mut random = [0u8; 8];
+    let jitter = match getrandom::fill(&mut random) {
+        Ok(()) => u64::from_le_bytes(random) % ceiling,
+        Err(_) => ceiling / 2,
+    };
+    tokio::time::sleep(Duration::from_micros(ceiling / 2 + jitter / 2)).await;
 }
 
 // Reading columns. `Any` has no date type: instants are integers.
