@@ -520,3 +520,55 @@ impl OneshotRaw for axum::Router {
         self.oneshot(request).await.expect("infallible")
     }
 }
+
+/// `promtool check metrics` (Prometheus' own text parser and linter) reads the
+/// exposition clean. CI installs promtool; without it the test says it skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_reads_the_metrics_clean() {
+    let Some(promtool) = ["promtool", "/usr/bin/promtool"].into_iter().find(|p| {
+        std::process::Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok()
+    }) else {
+        eprintln!("skipped promtool_reads_the_metrics_clean: promtool is not installed");
+        return;
+    };
+    let app = TestApp::start(common::Db::Sqlite).await.unwrap();
+    app.zenofy_integration().await;
+    app.zenofy(activation(|_| {})).await;
+    app.webhook(
+        "/v1/webhooks/zenofy",
+        &[("x-webhook-secret", "wrong")],
+        "{}",
+    )
+    .await;
+    still_answers(&app).await;
+    let text = app.admin(Method::GET, "/metrics", None).await.body;
+    let text = text.as_str().unwrap().to_owned();
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool: {said}\n{text}");
+    assert!(
+        said.trim().is_empty(),
+        "promtool found problems: {said}\n{text}"
+    );
+}
