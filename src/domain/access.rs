@@ -295,3 +295,7 @@ pub fn decide(sources: &[Source], at: Instant) -> Decision {
 #[cfg(test)]
 #[path = "access_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "access_proptests.rs"]
+mod proptests;

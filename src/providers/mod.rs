@@ -8,6 +8,9 @@ pub mod zenobank;
 pub mod zenofy;
 pub mod zid;
 
+#[cfg(test)]
+mod proptests;
+
 use serde_json::{Map, Value};
 
 use crate::domain::{Email, Instant, Provider, order, subscription};
