@@ -29,9 +29,17 @@ pub struct Email(String);
 pub const MAX_EMAIL_BYTES: usize = 320;
 
 impl Email {
+    /// The rule as a regular expression, for the OpenAPI document: surrounding
+    /// ASCII whitespace, then one `@` between two non-empty runs of anything but
+    /// `@`, a space or a control character (U+0000–U+001F, U+007F).
+    pub const PATTERN: &'static str =
+        "^[\\t\\n\\f\\r ]*[^\\x00-\\x20\\x7f@]+@[^\\x00-\\x20\\x7f@]+[\\t\\n\\f\\r ]*$";
+
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let normalised = raw.trim().to_ascii_lowercase();
-        if normalised.chars().any(|c| c.is_control()) {
+        let normalised = raw
+            .trim_matches(['\t', '\n', '\x0c', '\r', ' '])
+            .to_ascii_lowercase();
+        if normalised.chars().any(|c| c <= '\x1f' || c == '\x7f') {
             return Err(InvalidValue(
                 "an email address may not contain a control character".to_owned(),
             ));
@@ -41,7 +49,7 @@ impl Email {
                 "an email address is at most {MAX_EMAIL_BYTES} bytes"
             )));
         }
-        let valid = !normalised.chars().any(char::is_whitespace)
+        let valid = !normalised.contains(' ')
             && matches!(normalised.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
         if valid {
             Ok(Self(normalised))
@@ -69,8 +77,10 @@ impl fmt::Display for Email {
 pub struct ProductKey(String);
 
 impl ProductKey {
+    /// The rule as a regular expression, for the OpenAPI document.
+    pub const PATTERN: &'static str = "^[A-Za-z0-9._:-]{1,200}$";
+
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let raw = raw.trim();
         let ok = !raw.is_empty()
             && raw.len() <= 200
             && raw
@@ -101,6 +111,9 @@ impl fmt::Display for ProductKey {
 pub struct IntegrationId(String);
 
 impl IntegrationId {
+    /// The rule as a regular expression, for the OpenAPI document.
+    pub const PATTERN: &'static str = "^[a-z0-9_-]{1,64}$";
+
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let ok = !raw.is_empty()
             && raw.len() <= 64

@@ -118,13 +118,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
     let email = field("email", &body.email, Email::parse)?;
     let product = field("product", &body.product, ProductKey::parse)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(ApiError::invalid(
-            "reason",
-            "`reason` must say why (1 to 500 characters)",
-        ));
-    }
+    let reason = super::rules::text("reason", &body.reason, super::rules::MAX_REASON)?;
     let now = time_fmt::now();
     let valid_from = body.valid_from.unwrap_or(now);
     if body.valid_until.is_some_and(|until| until <= valid_from) {

@@ -16,6 +16,7 @@ pub mod openapi;
 mod orders;
 mod pagination;
 mod products;
+mod rules;
 mod subscriptions;
 mod tokens;
 mod webhooks;

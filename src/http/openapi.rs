@@ -144,18 +144,21 @@ impl Modify for DocsAddon {
     }
 }
 
-/// The whole document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The whole document as JSON: what utoipa generates from the handlers, then
+/// [`super::rules::state`] writes in the rules that derive macros cannot spell.
+pub fn document_value() -> serde_json::Value {
+    let mut value =
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    super::rules::state(&mut value);
+    value
 }
 
 /// The document as pretty JSON with a trailing newline: what `/openapi.json`
 /// serves, `entitled openapi` prints and `openapi/openapi.json` holds. Maps
 /// are ordered (paths, schemas, properties), so the output is stable.
 pub fn json() -> String {
-    let mut json = document()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises");
+    let mut json =
+        serde_json::to_string_pretty(&document_value()).expect("the OpenAPI document serialises");
     json.push('\n');
     json
 }

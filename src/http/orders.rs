@@ -139,13 +139,11 @@ async fn register(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let email = field("email", &body.email, Email::parse)?;
     let product = field("product", &body.product, ProductKey::parse)?;
-    let external_id = body.external_id.trim();
-    if external_id.is_empty() || external_id.len() > 200 {
-        return Err(ApiError::invalid(
-            "external_id",
-            "`external_id` must be the provider's order id (1 to 200 characters)",
-        ));
-    }
+    let external_id = super::rules::text(
+        "external_id",
+        &body.external_id,
+        super::rules::MAX_EXTERNAL_ID,
+    )?;
     let result = ingest::register_order(
         &state.store,
         &body.integration,

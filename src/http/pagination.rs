@@ -30,28 +30,31 @@ pub fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-/// What every cursor starts with once decoded: a value without it was not issued
-/// by this server.
-const CURSOR_PREFIX: &str = "entitled-cursor:";
+/// What every cursor starts with: a value without it was not issued by this
+/// server (nor by an earlier version, whose cursors were bare keys).
+const CURSOR_PREFIX: &str = "c1.";
 
-/// A row key as the opaque `next_cursor` clients pass back.
+/// The shape of every cursor, for the OpenAPI document: the prefix, then the
+/// last row's key (ids and product keys share this alphabet).
+pub const CURSOR_PATTERN: &str = "^c1\\.[A-Za-z0-9._:-]{1,200}$";
+
+/// A row key as the `next_cursor` clients pass back.
 pub fn encode_cursor(key: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{key}"))
+    format!("{CURSOR_PREFIX}{key}")
 }
 
-/// Reads `cursor`: the row key of a `next_cursor` this server issued, else a
-/// 400 naming `cursor`.
+/// Reads `cursor`: a `next_cursor` this server issued (of [`CURSOR_PATTERN`]'s
+/// shape), else a 400 naming `cursor`.
 pub fn cursor(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    use base64::Engine;
     let Some(raw) = raw else { return Ok(None) };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix(CURSOR_PREFIX).map(str::to_owned))
-        .filter(|key| !key.contains('\0'))
-        .map(Some)
+    raw.strip_prefix(CURSOR_PREFIX)
+        .filter(|key| {
+            (1..=200).contains(&key.len())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        })
+        .map(|key| Some(key.to_owned()))
         .ok_or_else(|| {
             ApiError::invalid(
                 "cursor",

@@ -33,9 +33,10 @@ struct PolicyBody {
     suspended_access: Option<bool>,
     /// Whether a canceled subscription keeps access until its period ends (default `immediate`).
     canceled_access: Option<CanceledAccess>,
-    /// How long a paid one-time purchase grants access; `null` or omitted: for ever.
+    /// How long a paid one-time purchase grants access (1 second to 1000 years);
+    /// `null` or omitted: for ever.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 31_536_000_000_i64)]
     purchase_access_seconds: Option<i64>,
 }
 
@@ -121,7 +122,7 @@ async fn put(
     {
         return Err(ApiError::invalid(
             "purchase_access_seconds",
-            "`purchase_access_seconds` must be positive (or null for lifetime access)",
+            "`purchase_access_seconds` must be from 1 second to 1000 years (or null for lifetime access)",
         ));
     }
     let (product, created) = state

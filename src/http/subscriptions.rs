@@ -175,6 +175,11 @@ async fn list(
         .as_deref()
         .map(|raw| field("email", raw, Email::parse))
         .transpose()?;
+    let product = query
+        .product
+        .as_deref()
+        .map(|raw| field("product", raw, ProductKey::parse))
+        .transpose()?;
     one_of(
         "state",
         query.state.as_deref(),
@@ -185,7 +190,7 @@ async fn list(
         .store
         .subscriptions(&SubscriptionFilter {
             email: email.as_ref().map(Email::as_str),
-            product: query.product.as_deref(),
+            product: product.as_ref().map(ProductKey::as_str),
             state: query.state.as_deref(),
             integration: query.integration.as_deref(),
             before: pagination::cursor(query.cursor.as_deref())?.as_deref(),

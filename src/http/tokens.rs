@@ -92,13 +92,7 @@ async fn create(
     _admin: Admin,
     Body(body): Body<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::invalid(
-            "name",
-            "`name` must be 1 to 200 characters",
-        ));
-    }
+    let name = super::rules::text("name", &body.name, super::rules::MAX_NAME)?;
     let value = Secret::generate("ent_");
     let token = state
         .store

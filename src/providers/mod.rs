@@ -327,17 +327,21 @@ pub fn json(body: &[u8]) -> Result<Value, Malformed> {
 /// Checks a secret before an integration is saved with it; the error says
 /// what is wrong without repeating the secret.
 pub fn check_secret(provider: Provider, secret: &str) -> Result<(), String> {
-    if secret.trim().is_empty() {
+    if secret.is_empty() {
         return Err("`secret` must not be empty: an empty secret would let anyone in".into());
-    }
-    if secret.trim() != secret {
-        return Err("`secret` must not start or end with whitespace".into());
     }
     if provider == Provider::Zenobank {
         return standard_webhooks::check_secret(secret)
             .map_err(|e| format!("`secret` must be the endpoint's signing secret (whsec_…): {e}"));
     }
-    if secret.len() < 8 {
+    let blank = |c: char| c <= ' ' || c == '\x7f';
+    if secret.chars().any(|c| c <= '\x1f' || c == '\x7f') {
+        return Err("`secret` may not contain a control character".into());
+    }
+    if secret.starts_with(blank) || secret.ends_with(blank) {
+        return Err("`secret` must not start or end with whitespace".into());
+    }
+    if secret.chars().count() < 8 {
         return Err("`secret` must be at least 8 characters long".into());
     }
     Ok(())

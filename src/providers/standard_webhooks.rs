@@ -42,7 +42,9 @@ const UNBRANDED_HEADERS: HeaderSet = ("webhook-id", "webhook-timestamp", "webhoo
 /// Secrets are decoded with or without their `=` padding (standard alphabet).
 const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
 );
 
 /// The `*-id` header of a verified delivery: the same for every retry of one
