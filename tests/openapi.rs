@@ -139,10 +139,7 @@ fn json_is_pretty_stable_and_ends_with_a_newline() {
         "{}",
         &json[..80]
     );
-    assert_eq!(
-        entitled::http::openapi::document_value(),
-        generated()
-    );
+    assert_eq!(entitled::http::openapi::document_value(), generated());
 }
 
 #[tokio::test]

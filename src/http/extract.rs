@@ -149,3 +149,22 @@ fn query_problem(e: QueryRejection) -> ApiError {
         detail: e.body_text(),
     }
 }
+
+/// `#[serde(default, deserialize_with = "whole_number")]` for an optional
+/// integer field: JSON Schema counts `5.0` as an integer, so it is read as 5;
+/// a fraction or a value beyond `i64` is refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number"))),
+    }
+}

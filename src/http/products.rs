@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct PolicyBody {
     /// How long access outlasts a missed renewal (0 to 100 years; default 259200, three days).
+    #[serde(default, deserialize_with = "super::extract::whole_number")]
     #[schema(minimum = 0, maximum = 3_153_600_000_i64)]
     grace_period_seconds: Option<i64>,
     /// Whether a suspended subscription keeps access (default false).
@@ -35,7 +36,7 @@ struct PolicyBody {
     canceled_access: Option<CanceledAccess>,
     /// How long a paid one-time purchase grants access (1 second to 1000 years);
     /// `null` or omitted: for ever.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::whole_number")]
     #[schema(minimum = 1, maximum = 31_536_000_000_i64)]
     purchase_access_seconds: Option<i64>,
 }

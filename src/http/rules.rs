@@ -60,6 +60,7 @@ pub fn text<'a>(field: &str, raw: &'a str, max: usize) -> Result<&'a str, super:
 
 /// Writes the rules into a generated document.
 pub fn state(doc: &mut Value) {
+    unsupported_media_type(doc);
     named_formats(doc);
     body_fields(doc);
     parameters(doc);
@@ -95,6 +96,37 @@ pub fn state(doc: &mut Value) {
         for name in inputs {
             if let Some(schema) = schemas.get_mut(&name) {
                 inputs_only(schema);
+            }
+        }
+    }
+}
+
+/// Every operation with a JSON body (the webhook aside, which takes any) may
+/// answer 415.
+fn unsupported_media_type(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if path.starts_with("/v1/webhooks/") {
+            continue;
+        }
+        for operation in operations(item) {
+            let takes_json = operation
+                .pointer("/requestBody/content/application~1json")
+                .is_some();
+            if let (true, Some(Value::Object(responses))) =
+                (takes_json, operation.get_mut("responses"))
+            {
+                responses.insert(
+                    "415".into(),
+                    json!({
+                        "description": "The body is not `application/json` (or `application/*+json`)",
+                        "content": {"application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }}
+                    }),
+                );
             }
         }
     }
