@@ -182,3 +182,57 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     tracing::error!(panic = %message, "a request handler panicked");
     ApiError::Panicked.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_answered_with_a_500_problem() {
+        let router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    let none: Option<&'static str> = None;
+                    none.expect("a handler that panics")
+                }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                panic_response,
+            ));
+        let response = router
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["status"], 500);
+        assert_eq!(problem["type"], "urn:entitled:problem:internal");
+        assert!(
+            !problem["detail"].as_str().unwrap().contains("panics"),
+            "the panic message is logged, not shown: {problem}"
+        );
+    }
+
+    #[test]
+    fn nul_in_a_query_names_the_parameter() {
+        let e = refuse_nul_in_query("a=1&b=x%00y").unwrap_err();
+        assert!(matches!(e, ApiError::Invalid { field: Some(f), .. } if f == "b"));
+        assert!(
+            refuse_nul_in_query("a=1&b=%2500").is_ok(),
+            "an escaped percent is not NUL"
+        );
+    }
+}
