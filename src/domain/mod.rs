@@ -35,7 +35,14 @@ impl Email {
     pub const PATTERN: &'static str =
         "^[\\t\\n\\f\\r ]*[^\\x00-\\x20\\x7f@]+@[^\\x00-\\x20\\x7f@]+[\\t\\n\\f\\r ]*$";
 
+    /// The limit of [`MAX_EMAIL_BYTES`] holds for the value as sent, surrounding
+    /// whitespace included, so that it is the OpenAPI document's `maxLength`.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.len() > MAX_EMAIL_BYTES {
+            return Err(InvalidValue(format!(
+                "an email address is at most {MAX_EMAIL_BYTES} bytes"
+            )));
+        }
         let normalised = raw
             .trim_matches(['\t', '\n', '\x0c', '\r', ' '])
             .to_ascii_lowercase();
@@ -43,11 +50,6 @@ impl Email {
             return Err(InvalidValue(
                 "an email address may not contain a control character".to_owned(),
             ));
-        }
-        if normalised.len() > MAX_EMAIL_BYTES {
-            return Err(InvalidValue(format!(
-                "an email address is at most {MAX_EMAIL_BYTES} bytes"
-            )));
         }
         let valid = !normalised.contains(' ')
             && matches!(normalised.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
