@@ -42,6 +42,13 @@ async fn count(app: &TestApp, list: &str) -> usize {
     reply.body["items"].as_array().unwrap().len()
 }
 
+/// The stored delivery a webhook answer names.
+async fn delivery_of(app: &TestApp, reply: &common::Reply) -> common::Reply {
+    let id = reply.body["delivery_id"].as_str().expect("a delivery id");
+    app.admin(Method::GET, &format!("/v1/admin/deliveries/{id}"), None)
+        .await
+}
+
 async fn still_answers(app: &TestApp) {
     let reply = app.access("buyer@example.com", "pro", None).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
@@ -146,16 +153,7 @@ async fn a_period_end_beyond_the_upper_bound_is_malformed(app: TestApp) {
     reply.assert_problem(StatusCode::BAD_REQUEST, Some("currentPeriodEnd"));
     assert_eq!(reply.body["outcome"], "malformed");
     assert_eq!(count(&app, "subscriptions").await, 0, "no subscription");
-    let delivery = app
-        .admin(
-            Method::GET,
-            &format!(
-                "/v1/admin/deliveries/{}",
-                reply.body["delivery_id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    let delivery = delivery_of(&app, &reply).await;
     assert_eq!(delivery.body["outcome"], "malformed", "{:?}", delivery.body);
     still_answers(&app).await;
 }
@@ -170,16 +168,7 @@ async fn nul_in_a_webhook_field_is_malformed_naming_it(app: TestApp) {
         let reply = app.zenofy(body.clone()).await;
         reply.assert_problem(StatusCode::BAD_REQUEST, Some(field));
         assert_eq!(reply.body["outcome"], "malformed", "{field}");
-        let delivery = app
-            .admin(
-                Method::GET,
-                &format!(
-                    "/v1/admin/deliveries/{}",
-                    reply.body["delivery_id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
+        let delivery = delivery_of(&app, &reply).await;
         assert_eq!(delivery.status, StatusCode::OK, "{:?}", delivery.body);
         assert_eq!(
             delivery.body["body"].as_str().unwrap().as_bytes(),
