@@ -49,6 +49,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTITLED_MAX_BODY_BYTES", default_value_t = 262_144)]
     pub max_body_bytes: usize,
 
+    /// How long the change log keeps a change, in days.
+    #[arg(long, env = "ENTITLED_CHANGE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub change_retention_days: u32,
+
     /// Most connections open at once (lowered to fit the open-file limit). At
     /// the cap the longest-idle connection is closed to make room.
     #[arg(long, env = "ENTITLED_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]

@@ -77,7 +77,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             max_body_bytes: args.max_body_bytes,
         },
     );
-    let clock = tokio::spawn(run_clock(store.clone()));
+    let clock = tokio::spawn(run_clock(
+        store.clone(),
+        time::Duration::days(i64::from(args.change_retention_days)),
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Listen {
@@ -102,9 +105,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
 /// How often the clock looks for subscriptions whose period and grace ran out.
 pub const CLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Records `expired` (source `clock`) for lapsed active subscriptions, now and
-/// every [`CLOCK_INTERVAL`].
-async fn run_clock(store: Store) {
+/// Records `expired` (source `clock`) for lapsed active subscriptions, and drops
+/// changes older than `retention`, now and every [`CLOCK_INTERVAL`].
+async fn run_clock(store: Store, retention: time::Duration) {
     let mut ticks = tokio::time::interval(CLOCK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -115,6 +118,12 @@ async fn run_clock(store: Store) {
                 tracing::info!(expired, "clock: recorded lapsed subscriptions as expired")
             }
             Err(e) => tracing::warn!(error = %e, "clock: could not check for lapsed subscriptions"),
+        }
+        let horizon = domain::add_seconds(time_fmt::now(), -retention.whole_seconds());
+        match store.drop_changes_before(horizon).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "clock: dropped changes past their retention"),
+            Err(e) => tracing::warn!(error = %e, "clock: could not drop old changes"),
         }
     }
 }

@@ -45,6 +45,7 @@ const DESIGN_ROUTES: &[&str] = &[
     "POST /v1/admin/tokens",
     "GET /v1/admin/tokens",
     "DELETE /v1/admin/tokens/{id}",
+    "GET /v1/admin/changes",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",

@@ -201,6 +201,25 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Self; 12] = [
+        Self::Active,
+        Self::GracePeriod,
+        Self::Purchase,
+        Self::Grant,
+        Self::PeriodEnded,
+        Self::Pending,
+        Self::Suspended,
+        Self::Canceled,
+        Self::Expired,
+        Self::Refunded,
+        Self::Revoked,
+        Self::NoEntitlement,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",

@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::App;
 use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::Params;
-use crate::domain::access::{self, Reason, SourceKind};
+use crate::domain::access::{Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
 use crate::store::EntitlementRow;
 use crate::time_fmt::{self, serde_rfc3339};
@@ -124,19 +124,14 @@ pub fn answer(
     rows: &[EntitlementRow],
     at: Instant,
 ) -> AccessAnswer {
-    let sources: Vec<_> = rows.iter().map(EntitlementRow::source).collect();
-    let decision = access::decide(&sources, at);
-    let plan = decision
-        .source
-        .filter(|_| decision.entitled)
-        .and_then(|i| rows[i].plan.clone());
+    let (decided, _) = crate::store::Answer::of(rows, at);
     AccessAnswer {
         email: email.clone(),
         product: product.clone(),
-        entitled: decision.entitled,
-        reason: decision.reason,
-        valid_until: decision.valid_until,
-        plan,
+        entitled: decided.entitled,
+        reason: decided.reason,
+        valid_until: decided.valid_until,
+        plan: decided.plan,
         at,
         sources: rows
             .iter()

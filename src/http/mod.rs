@@ -4,6 +4,7 @@
 
 mod access;
 mod auth;
+mod changes;
 mod customers;
 mod deliveries;
 mod error;
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(grants::router())
         .merge(tokens::router())
         .merge(customers::router())
+        .merge(changes::router())
         .merge(health::router())
         .merge(health::metrics_router())
         .merge(openapi::router())

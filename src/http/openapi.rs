@@ -19,8 +19,8 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::Problem;
 use super::{
-    AppState, access, customers, deliveries, grants, health, integrations, orders, products,
-    subscriptions, tokens, webhooks,
+    AppState, access, changes, customers, deliveries, grants, health, integrations, orders,
+    products, subscriptions, tokens, webhooks,
 };
 
 /// Where the document is served.
@@ -64,6 +64,7 @@ pub const UI_PATH: &str = "/docs";
         deliveries::show,
         deliveries::replay,
         customers::show,
+        changes::list,
         tokens::create,
         tokens::list,
         tokens::remove,
@@ -84,6 +85,7 @@ pub const UI_PATH: &str = "/docs";
         (name = "grants", description = "Entitlements given by hand"),
         (name = "deliveries", description = "The delivery log, and replay"),
         (name = "customers", description = "Everything about one customer"),
+        (name = "changes", description = "The change log: every change of an access answer, with its cause"),
         (name = "tokens", description = "API tokens"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "openapi", description = "This document and its browsable UI"),

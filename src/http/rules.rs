@@ -33,6 +33,9 @@ pub const SIGNING_SECRET: &str = "^(whsec_)?(([A-Za-z0-9+/]{4})+([A-Za-z0-9+/]{2
 /// character, no space or control character at either end.
 pub const SHARED_SECRET: &str = "^[^\\x00-\\x20\\x7f][^\\x00-\\x1f\\x7f]{6,}[^\\x00-\\x20\\x7f]$";
 
+/// The change log's cursors name a sequence number.
+pub const CHANGES_CURSOR_PATTERN: &str = "^c1\\.[0-9]{1,18}$";
+
 /// The longest token name, grant reason and external order id, in characters.
 pub const MAX_NAME: usize = 200;
 pub const MAX_REASON: usize = 500;
@@ -233,6 +236,9 @@ fn parameters(doc: &mut Value) {
                 let name = parameter["name"].as_str().unwrap_or_default().to_owned();
                 let place = parameter["in"].as_str().unwrap_or_default().to_owned();
                 let pattern = match (place.as_str(), name.as_str()) {
+                    ("query", "cursor") if path == "/v1/admin/changes" => {
+                        Some(CHANGES_CURSOR_PATTERN)
+                    }
                     ("query", "cursor") => Some(CURSOR_PATTERN),
                     ("query", "product") => Some(ProductKey::PATTERN),
                     ("path", "key") if path.starts_with("/v1/admin/products/") => {

@@ -2,6 +2,7 @@
 //! period plus grace has passed is recorded as `expired` (source `clock`), and
 //! the history shows when access ended even when the provider never said so.
 
+use super::changes::{Cause, CauseKind};
 use super::subscriptions::{HistoryEntry, insert_transition, load_by_id, write_entitlement};
 use super::{Result, Store, micros, text};
 use crate::domain::access::SourceKind;
@@ -96,13 +97,19 @@ impl Store {
             },
         )
         .await?;
+        let cause = Cause {
+            kind: CauseKind::Clock,
+            delivery_id: None,
+            event: Some(Event::Expired.as_str()),
+            at: now,
+        };
         write_entitlement(
             &mut tx,
             id,
             &current.integration,
             &current.provider,
             &next,
-            now,
+            &cause,
         )
         .await?;
         tx.commit().await?;

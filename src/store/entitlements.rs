@@ -4,6 +4,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::changes::{self, Answer, Cause, Compared};
 use super::{
     Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text, text,
     trusted,
@@ -101,13 +102,38 @@ fn from_row(row: &AnyRow) -> Result<EntitlementRow> {
     })
 }
 
-/// Replaces every row of one source with `rows`.
+/// Replaces every row of one source with `rows`, and appends to the change log
+/// every answer this changes: for each (customer, product) the source had or now
+/// has rows for, the answer at `cause.at` before and after.
 pub(super) async fn replace_for_source(
     tx: &mut AnyConnection,
     kind: SourceKind,
     source_id: &str,
     rows: &[EntitlementRow],
+    cause: &Cause<'_>,
 ) -> Result<()> {
+    let mut pairs: Vec<(Email, ProductKey)> = Vec::new();
+    for row in sqlx::query(
+        "SELECT email, product FROM entitlements WHERE source_kind = $1 AND source_id = $2",
+    )
+    .bind(kind.as_str())
+    .bind(source_id)
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        pairs.push((
+            Email::parse(&text(&row, "email")?)?,
+            ProductKey::parse(&text(&row, "product")?)?,
+        ));
+    }
+    pairs.extend(rows.iter().map(|r| (r.email.clone(), r.product.clone())));
+    pairs.sort();
+    pairs.dedup();
+    let mut before = Vec::with_capacity(pairs.len());
+    for (email, product) in &pairs {
+        before.push(pair_rows(tx, email, product).await?);
+    }
+
     sqlx::query("DELETE FROM entitlements WHERE source_kind = $1 AND source_id = $2")
         .bind(kind.as_str())
         .bind(source_id)
@@ -137,24 +163,73 @@ pub(super) async fn replace_for_source(
         .execute(&mut *tx)
         .await?;
     }
+
+    let this = |r: &EntitlementRow| r.state.kind() == kind && r.source_id == source_id;
+    let compared: Vec<Compared<'_>> = pairs
+        .iter()
+        .zip(&before)
+        .map(|((email, product), before)| {
+            let mut after: Vec<EntitlementRow> =
+                before.iter().filter(|r| !this(r)).cloned().collect();
+            after.extend(
+                rows.iter()
+                    .filter(|r| &r.email == email && &r.product == product)
+                    .cloned(),
+            );
+            after.sort_by(|a, b| (a.changed_at, &a.source_id).cmp(&(b.changed_at, &b.source_id)));
+            Compared {
+                email,
+                product,
+                before: (!before.is_empty()).then(|| Answer::of(before, cause.at).0),
+                after: Answer::of(&after, cause.at).0,
+            }
+        })
+        .collect();
+    changes::append(tx, cause, Some((kind, source_id)), &compared).await?;
     Ok(())
 }
 
-/// Recomputes the window of every row of a product under a new policy.
+/// Every row of one customer and product, in the order access checks read them.
+async fn pair_rows(
+    tx: &mut AnyConnection,
+    email: &Email,
+    product: &ProductKey,
+) -> Result<Vec<EntitlementRow>> {
+    sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM entitlements WHERE email = $1 AND product = $2
+         ORDER BY changed_at, source_id"
+    )))
+    .bind(email.as_str())
+    .bind(product.as_str())
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Recomputes the window of every row of a product under a new policy, and
+/// appends the answers that changes (cause `policy`).
 pub(super) async fn recompute_product(
     tx: &mut AnyConnection,
     product: &ProductKey,
     policy: &Policy,
+    cause: &Cause<'_>,
 ) -> Result<()> {
     let rows = sqlx::query(trusted(format!(
-        "SELECT {COLUMNS} FROM entitlements WHERE product = $1"
+        "SELECT {COLUMNS} FROM entitlements WHERE product = $1 ORDER BY email, changed_at, source_id"
     )))
     .bind(product.as_str())
     .fetch_all(&mut *tx)
-    .await?;
-    for row in rows {
-        let row = from_row(&row)?;
+    .await?
+    .iter()
+    .map(from_row)
+    .collect::<Result<Vec<_>>>()?;
+    for row in &rows {
         let window = access::window(&row.facts, policy);
+        if window == row.window {
+            continue;
+        }
         sqlx::query(
             "UPDATE entitlements SET grants = $1, access_from = $2, access_until = $3, grace_from = $4
              WHERE source_kind = $5 AND source_id = $6 AND product = $7",
@@ -169,6 +244,31 @@ pub(super) async fn recompute_product(
         .execute(&mut *tx)
         .await?;
     }
+    let recomputed: Vec<EntitlementRow> = rows
+        .iter()
+        .map(|row| EntitlementRow {
+            window: access::window(&row.facts, policy),
+            ..row.clone()
+        })
+        .collect();
+    let mut compared = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let email = &rows[start].email;
+        let end = start
+            + rows[start..]
+                .iter()
+                .take_while(|r| &r.email == email)
+                .count();
+        compared.push(Compared {
+            email,
+            product,
+            before: Some(Answer::of(&rows[start..end], cause.at).0),
+            after: Answer::of(&recomputed[start..end], cause.at).0,
+        });
+        start = end;
+    }
+    changes::append(tx, cause, None, &compared).await?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use sqlx::any::AnyRow;
 
+use super::changes::{Cause, CauseKind};
 use super::entitlements::{EntitlementRow, replace_for_source};
 use super::{Result, Store, instant, micros, new_id, opt_instant, opt_micros, text};
 use crate::domain::access::{Facts, SourceKind, SourceState};
@@ -93,11 +94,18 @@ impl Store {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
+        let cause = Cause {
+            kind: CauseKind::Grant,
+            delivery_id: None,
+            event: Some("granted"),
+            at: now,
+        };
         replace_for_source(
             &mut tx,
             SourceKind::Grant,
             &grant.id,
             &[entitlement(&grant, now)],
+            &cause,
         )
         .await?;
         tx.commit().await?;
@@ -159,11 +167,18 @@ impl Store {
             return Ok(None);
         };
         let changed_at = grant.revoked_at.unwrap_or(now);
+        let cause = Cause {
+            kind: CauseKind::Grant,
+            delivery_id: None,
+            event: Some("revoked"),
+            at: now,
+        };
         replace_for_source(
             &mut tx,
             SourceKind::Grant,
             &grant.id,
             &[entitlement(&grant, changed_at)],
+            &cause,
         )
         .await?;
         tx.commit().await?;

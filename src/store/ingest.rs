@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use super::changes::{Cause, CauseKind};
 use super::orders::{self, Buyer, OrderRecord};
 use super::subscriptions::load_for_update;
 use super::{
@@ -258,6 +259,20 @@ pub(super) struct Via<'a> {
 }
 
 impl<'a> Via<'a> {
+    /// The change-log cause of applying `event` this way.
+    fn cause(&self, event: &'a str) -> Cause<'a> {
+        Cause {
+            kind: if self.source == "replay" {
+                CauseKind::Replay
+            } else {
+                CauseKind::Delivery
+            },
+            delivery_id: Some(self.delivery_id),
+            event: Some(event),
+            at: self.at,
+        }
+    }
+
     fn received(delivery_id: &'a str, inbound: &Inbound<'_>) -> Self {
         Self {
             delivery_id,
@@ -376,7 +391,7 @@ async fn apply_order(
     );
     orders::record_history(tx, &order.id, seq, &entry).await?;
     if let Some(next) = &decision.next {
-        orders::write_entitlements(tx, &order, next, via.at).await?;
+        orders::write_entitlements(tx, &order, next, &via.cause(incoming.event.as_str())).await?;
     }
     let state = decision.to.unwrap_or(order.snapshot.state);
     Ok(Effect {
@@ -441,6 +456,7 @@ async fn register_in(
     .fetch_all(&mut *tx)
     .await?;
     let mut seq = 1;
+    let mut last_applied = None;
     for row in &waiting {
         let delivery_id = text(row, "id")?;
         let body: Vec<u8> = sqlx::Row::try_get(row, "body")?;
@@ -472,6 +488,7 @@ async fn register_in(
         if let Some(next) = decision.next {
             order.snapshot = next;
         }
+        last_applied = Some(delivery_id);
     }
     sqlx::query("UPDATE orders SET state = $1, paid_at = $2, version = $3 WHERE id = $4")
         .bind(order.snapshot.state.as_str())
@@ -482,7 +499,13 @@ async fn register_in(
         .await?;
     order.version = seq;
     let snapshot = order.snapshot;
-    orders::write_entitlements(tx, &order, &snapshot, now).await?;
+    let cause = Cause {
+        kind: CauseKind::Registration,
+        delivery_id: last_applied.as_deref(),
+        event: Some("registered"),
+        at: now,
+    };
+    orders::write_entitlements(tx, &order, &snapshot, &cause).await?;
     Ok((order, true))
 }
 
@@ -521,7 +544,7 @@ async fn apply_subscription(
             integration.id.as_str(),
             integration.provider.as_str(),
             next,
-            via.at,
+            &via.cause(incoming.event.as_str()),
         )
         .await?;
     }

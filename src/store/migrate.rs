@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_grants.sql"),
         postgres: include_str!("../../migrations/postgres/0004_grants.sql"),
     },
+    Migration {
+        version: 5,
+        description: "changes",
+        sqlite: include_str!("../../migrations/sqlite/0005_changes.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_changes.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

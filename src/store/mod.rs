@@ -3,6 +3,7 @@
 //! `RETURNING`); only the DDL differs, in `migrations/<engine>/`. Instants travel
 //! as unix microseconds and booleans as 0/1, which both engines carry as integers.
 
+mod changes;
 mod clock;
 mod deliveries;
 mod entitlements;
@@ -24,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::domain::{Instant, InvalidValue};
 use crate::time_fmt;
 
+pub use changes::{Answer, CauseKind, Change, ChangeFilter};
 pub use deliveries::{AttemptRecord, DeliveryDetail, DeliveryFilter, DeliveryRecord};
 pub use entitlements::EntitlementRow;
 pub use grants::Grant;
@@ -267,6 +269,10 @@ impl Filter {
 
     fn eq(&mut self, column: &str, value: Option<&str>) {
         self.push(column, "=", value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.clauses.is_empty()
     }
 
     fn sql(&self) -> String {

@@ -4,6 +4,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::changes::Cause;
 use super::entitlements::{EntitlementRow, replace_for_source};
 use super::ingest::Attempt;
 use super::subscriptions::{HistoryEntry, insert_transition};
@@ -201,8 +202,9 @@ pub(super) async fn write_entitlements(
     tx: &mut AnyConnection,
     order: &OrderRecord,
     snapshot: &Snapshot,
-    changed_at: Instant,
+    cause: &Cause<'_>,
 ) -> Result<()> {
+    let changed_at = cause.at;
     let mut rows = Vec::with_capacity(order.products.len());
     for product in &order.products {
         let policy = super::products::policy_in(tx, product).await?;
@@ -222,7 +224,7 @@ pub(super) async fn write_entitlements(
             changed_at,
         ));
     }
-    replace_for_source(tx, SourceKind::Order, &order.id, &rows).await
+    replace_for_source(tx, SourceKind::Order, &order.id, &rows, cause).await
 }
 
 /// A history entry for an order event.

@@ -59,7 +59,13 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let product = from_row(&row)?;
-        super::entitlements::recompute_product(&mut tx, key, policy).await?;
+        let cause = super::changes::Cause {
+            kind: super::changes::CauseKind::Policy,
+            delivery_id: None,
+            event: Some("policy_changed"),
+            at: now,
+        };
+        super::entitlements::recompute_product(&mut tx, key, policy, &cause).await?;
         tx.commit().await?;
         let created = product.created_at == now && product.updated_at == now;
         Ok((product, created))

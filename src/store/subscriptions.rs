@@ -3,6 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::changes::Cause;
 use super::entitlements::{EntitlementRow, replace_for_source};
 use super::ingest::{Attempt, Via};
 use super::{
@@ -89,8 +90,9 @@ pub(super) async fn write_entitlement(
     integration: &str,
     provider: &str,
     snapshot: &Snapshot,
-    changed_at: Instant,
+    cause: &Cause<'_>,
 ) -> Result<()> {
+    let changed_at = cause.at;
     let policy = super::products::policy_in(tx, &snapshot.product).await?;
     let row = EntitlementRow::new(
         id,
@@ -103,7 +105,7 @@ pub(super) async fn write_entitlement(
         &policy,
         changed_at,
     );
-    replace_for_source(tx, SourceKind::Subscription, id, &[row]).await
+    replace_for_source(tx, SourceKind::Subscription, id, &[row], cause).await
 }
 
 /// The facts a subscription's entitlement window is computed from.

@@ -1,0 +1,35 @@
+-- The change log: one row each time what an access check answers for one
+-- (customer, product) changes, written in the transaction that causes it.
+-- Sequences come from one counter row, which the transaction updates and so
+-- holds until it commits: they increase in commit order with no gaps (a
+-- rolled-back transaction takes its numbers back with it), so
+-- a consumer that has seen change N has seen every change below N.
+CREATE TABLE change_counter (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    last  BIGINT NOT NULL
+);
+INSERT INTO change_counter (id, last) VALUES (1, 0);
+
+CREATE TABLE changes (
+    sequence           BIGINT PRIMARY KEY,
+    at                 BIGINT NOT NULL,
+    email              TEXT NOT NULL,
+    product            TEXT NOT NULL,
+    entitled           INTEGER NOT NULL,
+    reason             TEXT NOT NULL,
+    valid_until        BIGINT,
+    plan               TEXT,
+    -- The answer before; all NULL when the customer had no source for the product.
+    prev_entitled      INTEGER,
+    prev_reason        TEXT,
+    prev_valid_until   BIGINT,
+    prev_plan          TEXT,
+    cause_kind         TEXT NOT NULL,
+    cause_delivery     TEXT,
+    cause_source_kind  TEXT,
+    cause_source_id    TEXT,
+    cause_event        TEXT
+);
+CREATE INDEX changes_by_customer ON changes (email, product, sequence);
+CREATE INDEX changes_by_product ON changes (product, sequence);
+CREATE INDEX changes_by_time ON changes (at);

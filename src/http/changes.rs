@@ -1,0 +1,193 @@
+//! `GET /v1/admin/changes`: the change log, oldest first.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult, Problem, field};
+use super::extract::Params;
+use super::pagination::{self, Page};
+use crate::domain::access::{Reason, SourceKind};
+use crate::domain::{Email, Instant, ProductKey};
+use crate::store::{Answer, Change, ChangeFilter};
+use crate::time_fmt::serde_rfc3339;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/admin/changes", get(list))
+}
+
+/// Which changes to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only this customer's changes.
+    #[param(format = Email)]
+    email: Option<String>,
+    /// Only this product's changes.
+    product: Option<String>,
+    /// Only changes after this sequence (exclusive; default 0: from the oldest kept).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 999_999_999_999_999_999_i64)]
+    since: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor` (which takes the place of `since`).
+    cursor: Option<String>,
+}
+
+/// What an access check answers, as the change log records it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerView {
+    pub entitled: bool,
+    pub reason: Reason,
+    #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub valid_until: Option<Instant>,
+    #[schema(required = true)]
+    pub plan: Option<String>,
+}
+
+impl From<Answer> for AnswerView {
+    fn from(a: Answer) -> Self {
+        Self {
+            entitled: a.entitled,
+            reason: a.reason,
+            valid_until: a.valid_until,
+            plan: a.plan,
+        }
+    }
+}
+
+/// The source whose write caused a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CauseSource {
+    pub kind: SourceKind,
+    pub id: String,
+}
+
+/// What caused a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CauseView {
+    /// `delivery`, `replay`, `registration`, `grant`, `policy`, `rebuild` or `clock`.
+    #[schema(example = "delivery")]
+    pub kind: &'static str,
+    #[schema(required = true)]
+    pub delivery_id: Option<String>,
+    #[schema(required = true)]
+    pub source: Option<CauseSource>,
+    /// The event applied, e.g. `activated`, `paid`, `granted`, `policy_changed`.
+    #[schema(required = true)]
+    pub event: Option<String>,
+}
+
+/// One change of what an access check answers for one customer and product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeView {
+    /// Increasing in commit order, with no gaps.
+    pub sequence: i64,
+    #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Instant,
+    #[schema(value_type = String, format = Email)]
+    pub email: Email,
+    #[schema(value_type = String)]
+    pub product: ProductKey,
+    pub answer: AnswerView,
+    /// The answer before; `null` when the customer had no source for the product.
+    #[schema(required = true)]
+    pub previous: Option<AnswerView>,
+    pub cause: CauseView,
+}
+
+impl From<Change> for ChangeView {
+    fn from(c: Change) -> Self {
+        Self {
+            sequence: c.sequence,
+            at: c.at,
+            email: c.email,
+            product: c.product,
+            answer: c.answer.into(),
+            previous: c.previous.map(Into::into),
+            cause: CauseView {
+                kind: c.cause_kind.as_str(),
+                delivery_id: c.cause_delivery,
+                source: c.cause_source.map(|(kind, id)| CauseSource { kind, id }),
+                event: c.cause_event,
+            },
+        }
+    }
+}
+
+/// List the change log.
+///
+/// Every change of what `GET /v1/access` answers for one customer and product,
+/// oldest first, each appended in the transaction that caused it. Sequences
+/// increase in commit order with no gaps: reading on from the last sequence
+/// seen (`since`, or `next_cursor`) never misses one.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/changes",
+    operation_id = "list_changes",
+    tag = "changes",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of changes, oldest first", body = Page<ChangeView>),
+        (status = 400, description = "A filter, `since`, `limit` or `cursor` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Params(query): Params<ListQuery>,
+) -> ApiResult<Json<Page<ChangeView>>> {
+    let limit = pagination::limit(query.limit.as_deref())?;
+    let email = query
+        .email
+        .as_deref()
+        .map(|raw| field("email", raw, Email::parse))
+        .transpose()?;
+    let product = query
+        .product
+        .as_deref()
+        .map(|raw| field("product", raw, ProductKey::parse))
+        .transpose()?;
+    let since = match pagination::cursor(query.cursor.as_deref())? {
+        Some(key) => sequence("cursor", &key)?,
+        None => match query.since.as_deref() {
+            Some(raw) => sequence("since", raw)?,
+            None => 0,
+        },
+    };
+    let rows = state
+        .store
+        .changes(&ChangeFilter {
+            email: email.as_ref().map(Email::as_str),
+            product: product.as_ref().map(ProductKey::as_str),
+            since,
+            limit: limit + 1,
+        })
+        .await?;
+    Ok(Json(pagination::page(
+        rows,
+        limit,
+        |c| c.sequence.to_string(),
+        Into::into,
+    )))
+}
+
+/// A sequence number: a non-negative integer.
+fn sequence(name: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        ApiError::invalid(
+            name,
+            format!("`{name}` must be a sequence number (an integer from 0), not {raw:?}"),
+        )
+    })
+}
