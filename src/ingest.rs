@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::domain::subscription::Incoming;
 use crate::domain::{Email, Instant, InvalidValue, ProductKey, Provider, order};
 use crate::providers::{self, Meaning, OrderBuyer, Parsed, Request};
-use crate::store::{Apply, Buyer, Inbound, Integration, OrderRecord, Recorded, Store, StoreError};
+use crate::store::{
+    Apply, Applying, Buyer, Inbound, Integration, OrderRecord, Recorded, Store, StoreError,
+};
 
 /// One inbound webhook request.
 pub struct Delivery<'a> {
@@ -100,54 +102,18 @@ pub async fn receive(
         Ok(interpreted) => interpreted,
         Err((field, detail)) => return malformed(field, detail).await,
     };
-    let recorded = store
-        .record_delivery(&inbound, &interpreted.as_apply())
-        .await?;
+    let delivery = crate::store::Delivery {
+        integration: integration.clone(),
+        received_at: inbound.received_at,
+        dedup_key: inbound.dedup_key,
+        event_name: inbound.event_name.map(str::to_owned),
+        body: delivery.body.to_vec(),
+        headers: headers.clone(),
+        external_ref: inbound.external_ref.map(str::to_owned),
+        apply: interpreted,
+    };
+    let recorded = store.record_delivery(delivery).await?;
     Ok((integration, recorded))
-}
-
-/// A parsed payload in domain terms, ready for the store.
-enum Interpreted {
-    Ignored {
-        reason: String,
-    },
-    Subscription {
-        external_id: String,
-        incoming: Incoming,
-        previous_plan: Option<String>,
-    },
-    Order {
-        external_id: String,
-        incoming: order::Incoming,
-        buyer: Option<Buyer>,
-    },
-}
-
-impl Interpreted {
-    /// What the store is asked to do with it.
-    fn as_apply(&self) -> Apply<'_> {
-        match self {
-            Self::Ignored { reason } => Apply::Ignored { reason },
-            Self::Subscription {
-                external_id,
-                incoming,
-                previous_plan,
-            } => Apply::Subscription {
-                external_id,
-                incoming,
-                previous_plan: previous_plan.as_deref(),
-            },
-            Self::Order {
-                external_id,
-                incoming,
-                buyer,
-            } => Apply::Order {
-                external_id,
-                incoming,
-                buyer: buyer.as_ref(),
-            },
-        }
-    }
 }
 
 /// Turns a parsed payload into domain events: maps product ids through the
@@ -157,9 +123,9 @@ fn interpret(
     integration: &Integration,
     parsed: &Parsed,
     received_at: Instant,
-) -> Result<Interpreted, (Option<String>, String)> {
+) -> Result<Applying, (Option<String>, String)> {
     Ok(match &parsed.meaning {
-        Meaning::Ignored => Interpreted::Ignored {
+        Meaning::Ignored => Applying::Ignored {
             reason: format!(
                 "{} means nothing for entitlements",
                 parsed.event_name.as_deref().unwrap_or("this event")
@@ -169,7 +135,7 @@ fn interpret(
             let product = integration
                 .product_key(&event.external_product)
                 .map_err(|e| (Some("product".to_owned()), format!("product id: {e}")))?;
-            Interpreted::Subscription {
+            Applying::Subscription {
                 external_id: event.external_id.clone(),
                 incoming: Incoming {
                     event: event.event,
@@ -183,7 +149,7 @@ fn interpret(
                 previous_plan: event.previous_plan.clone(),
             }
         }
-        Meaning::Order(event) => Interpreted::Order {
+        Meaning::Order(event) => Applying::Order {
             external_id: event.external_id.clone(),
             incoming: order::Incoming {
                 event: event.event,

@@ -17,6 +17,10 @@ pub struct Metrics {
     auth_failures: Family<Labels, Counter>,
     access_checks: Family<Labels, Counter>,
     requests: Family<Labels, Histogram, fn() -> Histogram>,
+    group_commits: Counter,
+    group_committed: Counter,
+    /// Two scrapes at once must not both add the same difference.
+    syncing: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -64,8 +68,23 @@ impl Metrics {
             "HTTP request latency, by method, route and status",
             requests.clone(),
         );
+        let group_commits = Counter::default();
+        registry.register(
+            "group_commits",
+            "Transactions that committed a batch of webhook deliveries",
+            group_commits.clone(),
+        );
+        let group_committed = Counter::default();
+        registry.register(
+            "group_committed_deliveries",
+            "Webhook deliveries committed in group commits",
+            group_committed.clone(),
+        );
         Self {
             registry,
+            group_commits,
+            group_committed,
+            syncing: std::sync::Mutex::new(()),
             deliveries,
             auth_failures,
             access_checks,
@@ -106,6 +125,18 @@ impl Metrics {
                 ("status", status.to_string()),
             ])
             .observe(seconds);
+    }
+
+    /// Brings the group-commit counters up to the store's figures.
+    pub fn group_commits(&self, batches: u64, deliveries: u64) {
+        let _one_at_a_time = self
+            .syncing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.group_commits
+            .inc_by(batches.saturating_sub(self.group_commits.get()));
+        self.group_committed
+            .inc_by(deliveries.saturating_sub(self.group_committed.get()));
     }
 
     /// The OpenMetrics exposition (`application/openmetrics-text`).

@@ -49,6 +49,8 @@ async fn metrics(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> impl axum::response::IntoResponse {
+    let (batches, deliveries) = state.store.group_commits();
+    state.metrics.group_commits(batches, deliveries);
     let openmetrics = headers
         .get_all(axum::http::header::ACCEPT)
         .iter()

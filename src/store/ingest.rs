@@ -191,14 +191,9 @@ impl Store {
         })
     }
 
-    /// Records an authenticated delivery and applies it, in one transaction:
-    /// claim the dedup key (a redelivery is recorded as `duplicate` and goes no
-    /// further), apply (through the state machines), store the delivery row with
-    /// the outcome, commit. A transaction that lost a race runs again.
-    ///
-    /// An order event without a buyer for an order nobody registered is
-    /// `unmatched`, kept until the order is registered.
-    pub async fn record_delivery(
+    /// One delivery in its own transaction: the path a delivery takes when its
+    /// batch could not take it (a lost race, a failed batch commit).
+    pub(super) async fn record_delivery_alone(
         &self,
         inbound: &Inbound<'_>,
         apply: &Apply<'_>,
@@ -212,39 +207,53 @@ impl Store {
         what: &Apply<'_>,
     ) -> std::result::Result<Recorded, Attempt> {
         let mut tx = self.pool.begin().await?;
-        let delivery_id = new_id();
-        let claimed = sqlx::query(
-            "INSERT INTO delivery_keys (integration, dedup_key, delivery_id) VALUES ($1, $2, $3)
-             ON CONFLICT (integration, dedup_key) DO NOTHING",
-        )
-        .bind(inbound.integration.id.as_str())
-        .bind(inbound.dedup_key.as_str())
-        .bind(delivery_id.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let effect = if claimed {
-            apply(
-                &mut tx,
-                inbound.integration,
-                what,
-                Via::received(&delivery_id, inbound),
-            )
-            .await?
-        } else {
-            redelivery(&mut tx, inbound).await?
-        };
-        let recorded = Recorded {
-            delivery_id,
-            outcome: effect.outcome,
-            reason: effect.reason,
-            subject: effect.subject,
-        };
-        insert_delivery(&mut tx, inbound, &recorded).await?;
+        let recorded = attempt_in(&mut tx, inbound, what).await?;
         tx.commit().await?;
         Ok(recorded)
     }
+}
+
+/// Claims the dedup key, applies (through the state machines), and stores the
+/// delivery row with its outcome, inside the caller's transaction (or
+/// savepoint). A redelivery of the same message is recorded as `duplicate` and
+/// goes no further. An order event without a buyer for an order nobody
+/// registered is `unmatched`, kept until the order is registered.
+pub(super) async fn attempt_in(
+    tx: &mut AnyConnection,
+    inbound: &Inbound<'_>,
+    what: &Apply<'_>,
+) -> std::result::Result<Recorded, Attempt> {
+    let delivery_id = new_id();
+    let claimed = sqlx::query(
+        "INSERT INTO delivery_keys (integration, dedup_key, delivery_id) VALUES ($1, $2, $3)
+             ON CONFLICT (integration, dedup_key) DO NOTHING",
+    )
+    .bind(inbound.integration.id.as_str())
+    .bind(inbound.dedup_key.as_str())
+    .bind(delivery_id.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let effect = if claimed {
+        apply(
+            tx,
+            inbound.integration,
+            what,
+            Via::received(&delivery_id, inbound),
+        )
+        .await?
+    } else {
+        redelivery(tx, inbound).await?
+    };
+    let recorded = Recorded {
+        delivery_id,
+        outcome: effect.outcome,
+        reason: effect.reason,
+        subject: effect.subject,
+    };
+    insert_delivery(tx, inbound, &recorded).await?;
+    Ok(recorded)
 }
 
 /// Who applies an event and when: the delivery, source and time its history

@@ -15,6 +15,7 @@ mod orders;
 mod products;
 mod subscriptions;
 mod tokens;
+mod writer;
 
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use products::Product;
 pub use subscriptions::{HistoryEntry, SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
+pub use writer::{Applying, Delivery, MAX_BATCH};
 
 /// Which database engine a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("gave up after {0} attempts: the row kept changing under us")]
     Contention(u32),
+    #[error("the writer has stopped")]
+    WriterStopped,
 }
 
 impl From<InvalidValue> for StoreError {
@@ -89,6 +93,10 @@ pub struct Store {
     /// SQLite has one writer at a time anyway; taking turns in-process avoids
     /// `SQLITE_BUSY` on snapshot upgrades. PostgreSQL needs no such lock.
     write_lock: Option<std::sync::Arc<Mutex<()>>>,
+    /// The group-commit writer's queue (see `writer`).
+    writer: writer::Queue,
+    /// Group commits so far, and the deliveries they took.
+    commits: std::sync::Arc<writer::Commits>,
 }
 
 impl Store {
@@ -126,11 +134,16 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect(&url)
             .await?;
-        Ok(Self {
+        let (queue, jobs) = writer::queue();
+        let store = Self {
             pool,
             engine,
             write_lock: (engine == Engine::Sqlite).then(|| std::sync::Arc::new(Mutex::new(()))),
-        })
+            writer: queue,
+            commits: std::sync::Arc::default(),
+        };
+        writer::start(store.clone(), jobs);
+        Ok(store)
     }
 
     pub fn engine(&self) -> Engine {
