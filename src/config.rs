@@ -49,6 +49,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTITLED_MAX_BODY_BYTES", default_value_t = 262_144)]
     pub max_body_bytes: usize,
 
+    /// How long a delivery's raw body is kept, in days (the row and its
+    /// outcomes stay).
+    #[arg(long, env = "ENTITLED_DELIVERY_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub delivery_retention_days: u32,
+
     /// How long the change log keeps a change, in days.
     #[arg(long, env = "ENTITLED_CHANGE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub change_retention_days: u32,

@@ -173,6 +173,10 @@ pub enum ReplayError {
     UnknownDelivery(String),
     #[error("integration {0:?} no longer exists: its deliveries cannot be applied")]
     IntegrationGone(String),
+    #[error(
+        "the body of delivery {0:?} was dropped (ENTITLED_DELIVERY_RETENTION_DAYS): it cannot be applied again"
+    )]
+    BodyDropped(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -193,7 +197,11 @@ pub async fn replay(
         .integration(&stored.integration)
         .await?
         .ok_or_else(|| ReplayError::IntegrationGone(stored.integration.clone()))?;
-    let interpreted = providers::parse(integration.provider, &detail.body)
+    let body = detail
+        .body
+        .as_deref()
+        .ok_or_else(|| ReplayError::BodyDropped(delivery_id.to_owned()))?;
+    let interpreted = providers::parse(integration.provider, body)
         .map_err(|e| (e.field, e.detail))
         .and_then(|parsed| interpret(&integration, &parsed, stored.received_at));
     let apply = match &interpreted {

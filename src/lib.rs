@@ -79,7 +79,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     );
     let clock = tokio::spawn(run_clock(
         store.clone(),
-        time::Duration::days(i64::from(args.change_retention_days)),
+        Retention {
+            changes: time::Duration::days(i64::from(args.change_retention_days)),
+            delivery_bodies: time::Duration::days(i64::from(args.delivery_retention_days)),
+        },
     ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -105,9 +108,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
 /// How often the clock looks for subscriptions whose period and grace ran out.
 pub const CLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Records `expired` (source `clock`) for lapsed active subscriptions, and drops
-/// changes older than `retention`, now and every [`CLOCK_INTERVAL`].
-async fn run_clock(store: Store, retention: time::Duration) {
+/// How long the clock keeps what it trims.
+struct Retention {
+    changes: time::Duration,
+    delivery_bodies: time::Duration,
+}
+
+/// Records `expired` (source `clock`) for lapsed active subscriptions, drops
+/// changes and delivery bodies past their retention, now and every
+/// [`CLOCK_INTERVAL`].
+async fn run_clock(store: Store, retention: Retention) {
     let mut ticks = tokio::time::interval(CLOCK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -119,11 +129,26 @@ async fn run_clock(store: Store, retention: time::Duration) {
             }
             Err(e) => tracing::warn!(error = %e, "clock: could not check for lapsed subscriptions"),
         }
-        let horizon = domain::add_seconds(time_fmt::now(), -retention.whole_seconds());
+        let now = time_fmt::now();
+        let horizon = domain::add_seconds(now, -retention.changes.whole_seconds());
         match store.drop_changes_before(horizon).await {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(dropped, "clock: dropped changes past their retention"),
             Err(e) => tracing::warn!(error = %e, "clock: could not drop old changes"),
+        }
+        let horizon = domain::add_seconds(now, -retention.delivery_bodies.whole_seconds());
+        match store
+            .drop_delivery_bodies_before(horizon, now, 10_000)
+            .await
+        {
+            Ok(0) => {}
+            Ok(dropped) => {
+                tracing::info!(
+                    dropped,
+                    "clock: dropped delivery bodies past their retention"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "clock: could not drop old delivery bodies"),
         }
     }
 }

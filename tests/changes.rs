@@ -15,6 +15,7 @@ on_both_databases!(
     changes_filter_by_customer_and_product_and_page_with_since_and_cursor,
     concurrent_writers_leave_no_gap_a_consumer_could_skip,
     changes_past_their_retention_are_dropped_and_sequences_go_on,
+    delivery_bodies_past_their_retention_are_dropped_and_the_row_stays,
 );
 
 /// A Zenofy subscription event for `subscription` and `email`, its period
@@ -439,5 +440,49 @@ async fn changes_past_their_retention_are_dropped_and_sequences_go_on(app: TestA
     assert_eq!(
         log[0]["sequence"], 2,
         "a dropped change's number is not reused"
+    );
+}
+
+async fn delivery_bodies_past_their_retention_are_dropped_and_the_row_stays(app: TestApp) {
+    app.zenofy_integration().await;
+    let reply = app
+        .zenofy(zenofy("activated", "sub-1", "ada@example.com"))
+        .await;
+    assert_eq!(reply.body["outcome"], "applied", "{:?}", reply.body);
+    let id = reply.body["delivery_id"].as_str().unwrap().to_owned();
+    let now = entitled::time_fmt::now();
+    let past = now - time::Duration::days(1);
+    let dropped = app.store.drop_delivery_bodies_before(past, now, 100).await;
+    assert_eq!(dropped.unwrap(), 0, "a fresh body is kept");
+    let future = now + time::Duration::seconds(1);
+    let dropped = app
+        .store
+        .drop_delivery_bodies_before(future, now, 100)
+        .await;
+    assert_eq!(dropped.unwrap(), 1);
+    let detail = app
+        .admin(Method::GET, &format!("/v1/admin/deliveries/{id}"), None)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{:?}", detail.body);
+    assert_eq!(detail.body["body"], Value::Null);
+    assert!(
+        detail.body["body_dropped_at"].is_string(),
+        "{:?}",
+        detail.body
+    );
+    assert_eq!(detail.body["outcome"], "applied", "the outcome stays");
+    assert_eq!(detail.body["attempts"].as_array().unwrap().len(), 1);
+    let replay = app
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/deliveries/{id}/replay"),
+            None,
+        )
+        .await;
+    replay.assert_problem(StatusCode::CONFLICT, None);
+    assert!(
+        replay.body["detail"].as_str().unwrap().contains("dropped"),
+        "{:?}",
+        replay.body
     );
 }

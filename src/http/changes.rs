@@ -182,12 +182,18 @@ async fn list(
     )))
 }
 
-/// A sequence number: a non-negative integer.
+/// The largest sequence number a request may name (18 digits).
+const MAX_SEQUENCE: i64 = 999_999_999_999_999_999;
+
+/// A sequence number: an integer from 0 to [`MAX_SEQUENCE`].
 fn sequence(name: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+    let in_range = |n: &i64| (0..=MAX_SEQUENCE).contains(n);
+    raw.parse::<i64>().ok().filter(in_range).ok_or_else(|| {
         ApiError::invalid(
             name,
-            format!("`{name}` must be a sequence number (an integer from 0), not {raw:?}"),
+            format!(
+                    "`{name}` must be a sequence number (an integer from 0 to {MAX_SEQUENCE}), not {raw:?}"
+                ),
         )
     })
 }

@@ -123,8 +123,14 @@ impl From<AttemptRecord> for AttemptView {
 pub struct DeliveryDetailView {
     #[serde(flatten)]
     pub delivery: DeliveryView,
-    /// The raw body as received (UTF-8; invalid bytes replaced).
-    pub body: String,
+    /// The raw body as received (UTF-8; invalid bytes replaced); `null` once
+    /// dropped past `ENTITLED_DELIVERY_RETENTION_DAYS` (see `body_dropped_at`).
+    #[schema(required = true)]
+    pub body: Option<String>,
+    /// When the body was dropped; `null` while it is kept.
+    #[serde(with = "crate::time_fmt::serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub body_dropped_at: Option<crate::domain::Instant>,
     /// The request headers; credentials replaced by `[REDACTED]`.
     #[schema(value_type = Object)]
     pub headers: serde_json::Value,
@@ -206,7 +212,11 @@ async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no delivery {id:?}")))?;
     Ok(Json(DeliveryDetailView {
-        body: String::from_utf8_lossy(&detail.body).into_owned(),
+        body: detail
+            .body
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned()),
+        body_dropped_at: detail.body_dropped_at,
         headers: serde_json::from_str(&detail.headers).unwrap_or(serde_json::Value::Null),
         attempts: detail.attempts.into_iter().map(Into::into).collect(),
         delivery: detail.delivery.into(),
@@ -230,7 +240,7 @@ async fn show(
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The delivery's integration no longer exists", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The delivery's integration no longer exists, or its body was dropped", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn replay(
@@ -243,7 +253,9 @@ async fn replay(
         Err(ReplayError::UnknownDelivery(_)) => {
             Err(ApiError::not_found(format!("no delivery {id:?}")))
         }
-        Err(e @ ReplayError::IntegrationGone(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(e @ (ReplayError::IntegrationGone(_) | ReplayError::BodyDropped(_))) => {
+            Err(ApiError::Conflict(e.to_string()))
+        }
         Err(ReplayError::Store(e)) => Err(e.into()),
     }
 }

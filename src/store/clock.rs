@@ -15,11 +15,12 @@ impl Store {
     /// the same compare-and-set as deliveries, so a renewal that lands at the
     /// same moment wins or is applied after.
     pub async fn expire_lapsed(&self, now: Instant) -> Result<usize> {
+        // An active subscription's row grants until its period end plus its
+        // product's grace: the rows whose window has closed, through an index.
         let lapsed = sqlx::query(
-            "SELECT s.id FROM subscriptions s LEFT JOIN products p ON p.key = s.product
-             WHERE s.state = 'active' AND s.current_period_end IS NOT NULL
-               AND s.current_period_end + COALESCE(p.grace_period_seconds, 259200) * 1000000 < $1
-             ORDER BY s.id LIMIT 1000",
+            "SELECT source_id AS id FROM entitlements
+             WHERE source_kind = 'subscription' AND state = 'active' AND access_until < $1
+             ORDER BY access_until LIMIT 1000",
         )
         .bind(micros(now))
         .fetch_all(&self.pool)

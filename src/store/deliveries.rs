@@ -2,7 +2,9 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Filter, Result, Store, StoreError, instant, opt_text, text, trusted};
+use super::{
+    Filter, Result, Store, StoreError, instant, micros, opt_instant, opt_text, text, trusted,
+};
 use crate::domain::access::SourceKind;
 use crate::domain::{Instant, Outcome};
 
@@ -33,7 +35,9 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone)]
 pub struct DeliveryDetail {
     pub delivery: DeliveryRecord,
-    pub body: Vec<u8>,
+    /// `None` once dropped past `ENTITLED_DELIVERY_RETENTION_DAYS`.
+    pub body: Option<Vec<u8>>,
+    pub body_dropped_at: Option<Instant>,
     /// JSON object, secrets redacted when it was stored.
     pub headers: String,
     pub attempts: Vec<AttemptRecord>,
@@ -104,7 +108,7 @@ impl Store {
     /// One delivery with its body, headers and attempts.
     pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryDetail>> {
         let row = sqlx::query(trusted(format!(
-            "SELECT {COLUMNS}, body, headers FROM deliveries WHERE id = $1"
+            "SELECT {COLUMNS}, body, body_dropped_at, headers FROM deliveries WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -130,11 +134,39 @@ impl Store {
             })
         })
         .collect::<Result<_>>()?;
+        let body_dropped_at = opt_instant(&row, "body_dropped_at")?;
         Ok(Some(DeliveryDetail {
             delivery: from_row(&row)?,
-            body: sqlx::Row::try_get(&row, "body")?,
+            body: match body_dropped_at {
+                Some(_) => None,
+                None => Some(sqlx::Row::try_get(&row, "body")?),
+            },
+            body_dropped_at,
             headers: text(&row, "headers")?,
             attempts,
         }))
+    }
+
+    /// Drops the raw bodies of deliveries received before `before` (at most
+    /// `limit` a call); the rows, outcomes and attempts stay. Returns how many.
+    pub async fn drop_delivery_bodies_before(
+        &self,
+        before: Instant,
+        now: Instant,
+        limit: i64,
+    ) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        Ok(sqlx::query(
+            "UPDATE deliveries SET body = $1, body_dropped_at = $2
+             WHERE id IN (SELECT id FROM deliveries
+                          WHERE received_at < $3 AND body_dropped_at IS NULL LIMIT $4)",
+        )
+        .bind(Vec::<u8>::new())
+        .bind(micros(now))
+        .bind(micros(before))
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 }

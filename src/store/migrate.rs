@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_changes.sql"),
         postgres: include_str!("../../migrations/postgres/0005_changes.sql"),
     },
+    Migration {
+        version: 6,
+        description: "scale",
+        sqlite: include_str!("../../migrations/sqlite/0006_scale.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_scale.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.
