@@ -1,9 +1,11 @@
 -- The change log: one row each time what an access check answers for one
 -- (customer, product) changes, written in the transaction that causes it.
--- Sequences come from one counter row, which the transaction updates and so
--- holds until it commits: they increase in commit order with no gaps (a
--- rolled-back transaction takes its numbers back with it), so
--- a consumer that has seen change N has seen every change below N.
+-- A transaction appends its changes unnumbered (sequence NULL) and, as its
+-- last step, numbers them from one counter row, which it then holds until it
+-- commits: sequences increase in commit order with no gaps (a rolled-back
+-- transaction takes its numbers back with it), so a consumer that has seen
+-- change N has seen every change below N. Holding the counter only for that
+-- last step keeps concurrent writers concurrent.
 CREATE TABLE change_counter (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     last  BIGINT NOT NULL
@@ -11,7 +13,8 @@ CREATE TABLE change_counter (
 INSERT INTO change_counter (id, last) VALUES (1, 0);
 
 CREATE TABLE changes (
-    sequence           BIGINT PRIMARY KEY,
+    id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sequence           BIGINT UNIQUE,
     at                 BIGINT NOT NULL,
     email              TEXT NOT NULL,
     product            TEXT NOT NULL,
@@ -30,6 +33,7 @@ CREATE TABLE changes (
     cause_source_id    TEXT,
     cause_event        TEXT
 );
+CREATE INDEX changes_unnumbered ON changes (id) WHERE sequence IS NULL;
 CREATE INDEX changes_by_customer ON changes (email, product, sequence);
 CREATE INDEX changes_by_product ON changes (product, sequence);
 CREATE INDEX changes_by_time ON changes (at);

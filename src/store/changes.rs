@@ -120,8 +120,9 @@ pub(super) struct Compared<'a> {
     pub after: Answer,
 }
 
-/// Appends the changes among `compared` (those whose answer differs), numbered
-/// from the counter; returns how many.
+/// Appends the changes among `compared` (those whose answer differs),
+/// unnumbered: [`seal`] numbers them as the transaction's last step. Returns
+/// how many.
 pub(super) async fn append(
     tx: &mut AnyConnection,
     cause: &Cause<'_>,
@@ -133,26 +134,14 @@ pub(super) async fn append(
         .filter(|c| c.before.as_ref() != Some(&c.after))
         .filter(|c| c.before.is_some() || c.after.reason != Reason::NoEntitlement)
         .collect();
-    if changed.is_empty() {
-        return Ok(0);
-    }
-    let last: i64 = sqlx::Row::try_get(
-        &sqlx::query("UPDATE change_counter SET last = last + $1 WHERE id = 1 RETURNING last")
-            .bind(changed.len() as i64)
-            .fetch_one(&mut *tx)
-            .await?,
-        "last",
-    )?;
-    let first = last - changed.len() as i64 + 1;
-    for (offset, change) in changed.iter().enumerate() {
+    for change in &changed {
         let before = change.before.as_ref();
         sqlx::query(
-            "INSERT INTO changes (sequence, at, email, product, entitled, reason, valid_until, plan,
+            "INSERT INTO changes (at, email, product, entitled, reason, valid_until, plan,
                  prev_entitled, prev_reason, prev_valid_until, prev_plan,
                  cause_kind, cause_delivery, cause_source_kind, cause_source_id, cause_event)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
-        .bind(first + offset as i64)
         .bind(micros(cause.at))
         .bind(change.email.as_str())
         .bind(change.product.as_str())
@@ -173,6 +162,41 @@ pub(super) async fn append(
         .await?;
     }
     Ok(changed.len())
+}
+
+/// Numbers the transaction's unnumbered changes from the counter, in the
+/// order they were appended: the last step before every commit of a writer of
+/// entitlement rows. The counter row stays locked until the commit, so
+/// sequences are handed out in commit order; holding it only for this step
+/// keeps concurrent writers concurrent until then. (Unnumbered rows of other
+/// transactions are invisible here: each numbers its own before committing.)
+pub(super) async fn seal(tx: &mut AnyConnection) -> Result<()> {
+    let pending: i64 = sqlx::Row::try_get(
+        &sqlx::query("SELECT COUNT(*) AS n FROM changes WHERE sequence IS NULL")
+            .fetch_one(&mut *tx)
+            .await?,
+        "n",
+    )?;
+    if pending == 0 {
+        return Ok(());
+    }
+    let last: i64 = sqlx::Row::try_get(
+        &sqlx::query("UPDATE change_counter SET last = last + $1 WHERE id = 1 RETURNING last")
+            .bind(pending)
+            .fetch_one(&mut *tx)
+            .await?,
+        "last",
+    )?;
+    sqlx::query(
+        "UPDATE changes SET sequence = $1 + r.rn
+         FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM changes
+               WHERE sequence IS NULL) AS r
+         WHERE changes.id = r.id",
+    )
+    .bind(last - pending)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 const COLUMNS: &str = "sequence, at, email, product, entitled, reason, valid_until, plan, \
@@ -243,7 +267,8 @@ impl Store {
         f.eq("product", filter.product);
         let since = f.next();
         let sql = format!(
-            "SELECT {COLUMNS} FROM changes {} {} sequence > ${since} ORDER BY sequence LIMIT ${}",
+            "SELECT {COLUMNS} FROM changes {} {} sequence > ${since}
+             ORDER BY sequence LIMIT ${}",
             f.sql(),
             if f.is_empty() { "WHERE" } else { "AND" },
             since + 1

@@ -113,6 +113,7 @@ impl Store {
             &cause,
         )
         .await?;
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }

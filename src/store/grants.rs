@@ -108,6 +108,7 @@ impl Store {
             &cause,
         )
         .await?;
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -181,6 +182,7 @@ impl Store {
             &cause,
         )
         .await?;
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         Ok(Some(grant))
     }

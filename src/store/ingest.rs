@@ -150,6 +150,7 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             let result =
                 register_in(&mut tx, integration, external_id, buyer, now, reparse).await?;
+            super::changes::seal(&mut tx).await?;
             tx.commit().await?;
             Ok(result)
         })
@@ -182,6 +183,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let effect = apply(&mut tx, integration, replay, via).await?;
         record_attempt(&mut tx, via.delivery_id, via.at, "replay", &effect).await?;
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         Ok(Recorded {
             delivery_id: via.delivery_id.to_owned(),
@@ -208,6 +210,7 @@ impl Store {
     ) -> std::result::Result<Recorded, Attempt> {
         let mut tx = self.pool.begin().await?;
         let recorded = attempt_in(&mut tx, inbound, what).await?;
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         Ok(recorded)
     }

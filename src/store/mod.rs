@@ -142,7 +142,11 @@ impl Store {
             writer: queue,
             commits: std::sync::Arc::default(),
         };
-        writer::start(store.clone(), jobs);
+        let writers = match engine {
+            Engine::Sqlite => 1,
+            Engine::Postgres => writer::POSTGRES_WRITERS,
+        };
+        writer::start(store.clone(), jobs, writers);
         Ok(store)
     }
 

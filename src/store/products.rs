@@ -66,6 +66,7 @@ impl Store {
             at: now,
         };
         super::entitlements::recompute_product(&mut tx, key, policy, &cause).await?;
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         let created = product.created_at == now && product.updated_at == now;
         Ok((product, created))

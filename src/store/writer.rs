@@ -3,11 +3,14 @@
 //! others), and committed with one fsync. Each delivery is answered only once
 //! that commit is done, so a 2xx still means "stored".
 //!
-//! One writer task per process takes whatever deliveries are waiting (up to
-//! [`MAX_BATCH`]) whenever the previous batch is committed: under load batches
-//! grow by themselves, and a lone delivery waits for nobody. A delivery the
-//! batch cannot take (a lost race with another replica, a batch whose commit
-//! failed) is applied again on its own, with the usual retries.
+//! A writer task takes whatever deliveries are waiting (up to [`MAX_BATCH`])
+//! whenever its previous batch is committed: under load batches grow by
+//! themselves, and a lone delivery waits for nobody. SQLite has one writer (the
+//! engine takes one write transaction at a time anyway); PostgreSQL has
+//! [`POSTGRES_WRITERS`], since there a round trip, not the fsync, is what a
+//! delivery waits for. A delivery a batch cannot take (a lost race with another
+//! batch or replica, a batch whose commit failed) is applied again on its own,
+//! with the usual retries.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +22,9 @@ use crate::domain::{Instant, order};
 
 /// The most deliveries one transaction takes.
 pub const MAX_BATCH: usize = 64;
+
+/// Writer tasks on PostgreSQL: batches in flight at once.
+pub const POSTGRES_WRITERS: usize = 6;
 
 /// How many deliveries may wait for the writer before senders wait too.
 const QUEUE: usize = 1024;
@@ -114,26 +120,37 @@ pub(super) struct Job {
 /// The queue in front of the writer task.
 pub(super) type Queue = mpsc::Sender<Job>;
 
-/// Starts the writer task of `store`, which `queue` feeds.
-pub(super) fn start(store: Store, jobs: mpsc::Receiver<Job>) {
-    tokio::spawn(run(store, jobs));
+/// Starts `writers` writer tasks of `store`, all fed by one queue.
+pub(super) fn start(store: Store, jobs: mpsc::Receiver<Job>, writers: usize) {
+    let jobs = std::sync::Arc::new(tokio::sync::Mutex::new(jobs));
+    for _ in 0..writers.max(1) {
+        tokio::spawn(run(store.clone(), jobs.clone()));
+    }
 }
 
 pub(super) fn queue() -> (Queue, mpsc::Receiver<Job>) {
     mpsc::channel(QUEUE)
 }
 
-async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+async fn run(store: Store, jobs: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            // One writer at a time takes from the queue: what waits, at once.
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
-        }
-        store.apply_batch(std::mem::take(&mut batch)).await;
+            batch
+        };
+        store.apply_batch(batch).await;
     }
 }
 
@@ -212,6 +229,7 @@ impl Store {
                 }
             }
         }
+        super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         let taken = outcomes
             .iter()
