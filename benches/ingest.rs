@@ -183,7 +183,7 @@ async fn ingest(url: &str, deliveries: usize) -> Ingest {
                 for i in (sender..deliveries).step_by(SENDERS) {
                     let body = activation(&run, i);
                     let t = Instant::now();
-                    let (status, _) = client
+                    let (status, answer) = client
                         .send(
                             "POST",
                             "/v1/webhooks/zenofy",
@@ -196,6 +196,9 @@ async fn ingest(url: &str, deliveries: usize) -> Ingest {
                         .await;
                     latencies.push(t.elapsed());
                     if !(200..300).contains(&status) {
+                        if failures == 0 && sender == 0 {
+                            eprintln!("first non-2xx: {status} {answer}");
+                        }
                         failures += 1;
                     }
                 }
