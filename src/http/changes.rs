@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem, field};
+use super::error::{ApiError, ApiResult, Problem, opt_field};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use crate::domain::access::{Reason, SourceKind};
@@ -148,16 +148,8 @@ async fn list(
     Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Page<ChangeView>>> {
     let limit = pagination::limit(query.limit.as_deref())?;
-    let email = query
-        .email
-        .as_deref()
-        .map(|raw| field("email", raw, Email::parse))
-        .transpose()?;
-    let product = query
-        .product
-        .as_deref()
-        .map(|raw| field("product", raw, ProductKey::parse))
-        .transpose()?;
+    let email = opt_field("email", query.email.as_deref(), Email::parse)?;
+    let product = opt_field("product", query.product.as_deref(), ProductKey::parse)?;
     let since = match pagination::cursor(query.cursor.as_deref())? {
         Some(key) => sequence("cursor", &key)?,
         None => match query.since.as_deref() {

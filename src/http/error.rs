@@ -244,6 +244,15 @@ pub fn one_of<T: Copy>(
     }
 }
 
+/// [`field`] for an optional request field: `None` when absent.
+pub fn opt_field<T>(
+    name: &str,
+    raw: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, crate::domain::InvalidValue>,
+) -> Result<Option<T>, ApiError> {
+    raw.map(|raw| field(name, raw, parse)).transpose()
+}
+
 /// Parses one request field into a domain value; otherwise a 400 naming it.
 pub fn field<T>(
     name: &str,

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem, field};
+use super::error::{ApiError, ApiResult, Problem, field, opt_field};
 use super::extract::{Body, Params};
 use super::pagination::{Page, page_loaded};
 use crate::domain::{Email, Instant, ProductKey};
@@ -156,11 +156,7 @@ async fn list(
     _admin: Admin,
     Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Page<GrantView>>> {
-    let email = query
-        .email
-        .as_deref()
-        .map(|raw| field("email", raw, Email::parse))
-        .transpose()?;
+    let email = opt_field("email", query.email.as_deref(), Email::parse)?;
     Ok(Json(page_loaded(
         state.store.grants(email.as_ref()).await?,
         query.limit.as_deref(),

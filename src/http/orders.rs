@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Admin, App};
-use super::error::{ApiError, ApiResult, Problem, field, one_of};
+use super::error::{ApiError, ApiResult, Problem, field, one_of, opt_field};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page};
 use super::subscriptions::HistoryView;
@@ -193,11 +193,7 @@ async fn list(
     Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Page<OrderView>>> {
     let limit = pagination::limit(query.limit.as_deref())?;
-    let email = query
-        .email
-        .as_deref()
-        .map(|raw| field("email", raw, Email::parse))
-        .transpose()?;
+    let email = opt_field("email", query.email.as_deref(), Email::parse)?;
     one_of(
         "state",
         query.state.as_deref(),

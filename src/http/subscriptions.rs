@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem, field, one_of};
+use super::error::{ApiError, ApiResult, Problem, one_of, opt_field};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use crate::domain::access::SourceKind;
@@ -170,16 +170,8 @@ async fn list(
     Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Page<SubscriptionView>>> {
     let limit = pagination::limit(query.limit.as_deref())?;
-    let email = query
-        .email
-        .as_deref()
-        .map(|raw| field("email", raw, Email::parse))
-        .transpose()?;
-    let product = query
-        .product
-        .as_deref()
-        .map(|raw| field("product", raw, ProductKey::parse))
-        .transpose()?;
+    let email = opt_field("email", query.email.as_deref(), Email::parse)?;
+    let product = opt_field("product", query.product.as_deref(), ProductKey::parse)?;
     one_of(
         "state",
         query.state.as_deref(),
