@@ -96,20 +96,16 @@ async fn show(
     let grants = store.grants(Some(&email)).await?;
     let rows = store.entitlement_rows(&email, None).await?;
 
-    let mut timeline = Vec::new();
-    for (kind, id) in subscriptions
-        .iter()
-        .map(|s| (SourceKind::Subscription, &s.id))
-        .chain(orders.iter().map(|o| (SourceKind::Order, &o.id)))
-    {
-        for entry in store.history(kind, id).await? {
-            timeline.push(TimelineEntry {
-                kind: kind.as_str(),
-                id: id.clone(),
-                entry: entry.into(),
-            });
-        }
-    }
+    let mut timeline: Vec<TimelineEntry> = store
+        .customer_history(email.as_str())
+        .await?
+        .into_iter()
+        .map(|(kind, id, entry)| TimelineEntry {
+            kind: kind.as_str(),
+            id,
+            entry: entry.into(),
+        })
+        .collect();
     for grant in &grants {
         let mut push = |at: Instant, event: &str, from: Option<&str>, to: &str| {
             timeline.push(TimelineEntry {

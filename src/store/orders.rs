@@ -54,15 +54,43 @@ const COLUMNS: &str = "id, integration, provider, external_id, email, state, pai
 
 async fn from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<OrderRecord> {
     let id = text(row, "id")?;
+    let mut products = products_of(conn, std::slice::from_ref(&id)).await?;
+    record(row, products.remove(&id).unwrap_or_default())
+}
+
+/// The products of several orders, in one query.
+async fn products_of(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<ProductKey>>> {
+    let mut products: std::collections::HashMap<String, Vec<ProductKey>> =
+        std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(products);
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT order_id, product FROM order_products WHERE order_id IN ({})
+         ORDER BY order_id, product",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(trusted(sql));
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        products
+            .entry(text(&row, "order_id")?)
+            .or_default()
+            .push(ProductKey::parse(&text(&row, "product")?)?);
+    }
+    Ok(products)
+}
+
+/// An order row with its products.
+fn record(row: &AnyRow, products: Vec<ProductKey>) -> Result<OrderRecord> {
+    let id = text(row, "id")?;
     let state = text(row, "state")?;
-    let products =
-        sqlx::query("SELECT product FROM order_products WHERE order_id = $1 ORDER BY product")
-            .bind(id.as_str())
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| Ok(ProductKey::parse(&text(r, "product")?)?))
-            .collect::<Result<_>>()?;
     Ok(OrderRecord {
         integration: text(row, "integration")?,
         provider: text(row, "provider")?,
@@ -277,11 +305,15 @@ impl Store {
             .bind(filter.limit)
             .fetch_all(&mut *conn)
             .await?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in &rows {
-            orders.push(from_row(&mut conn, row).await?);
-        }
-        Ok(orders)
+        let ids = rows
+            .iter()
+            .map(|row| text(row, "id"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut products = products_of(&mut conn, &ids).await?;
+        rows.iter()
+            .zip(&ids)
+            .map(|(row, id)| record(row, products.remove(id).unwrap_or_default()))
+            .collect()
     }
 
     pub async fn order(&self, id: &str) -> Result<Option<OrderRecord>> {

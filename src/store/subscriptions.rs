@@ -346,22 +346,53 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
+        .map(history_entry)
+        .collect()
+    }
+
+    /// The history of every subscription and order of one customer, in one
+    /// query: each source's entries oldest first.
+    pub async fn customer_history(
+        &self,
+        email: &str,
+    ) -> Result<Vec<(SourceKind, String, HistoryEntry)>> {
+        sqlx::query(
+            "SELECT subject_kind, subject_id, at, event, from_state, to_state, outcome, reason,
+                 delivery_id, source, plan, previous_plan
+             FROM transitions
+             WHERE (subject_kind = 'subscription'
+                    AND subject_id IN (SELECT id FROM subscriptions WHERE email = $1))
+                OR (subject_kind = 'order'
+                    AND subject_id IN (SELECT id FROM orders WHERE email = $1))
+             ORDER BY subject_kind DESC, subject_id, seq",
+        )
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
         .map(|row| {
-            let outcome = text(row, "outcome")?;
-            Ok(HistoryEntry {
-                at: instant(row, "at")?,
-                event: text(row, "event")?,
-                from_state: opt_text(row, "from_state")?,
-                to_state: opt_text(row, "to_state")?,
-                outcome: Outcome::parse(&outcome)
-                    .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-                reason: opt_text(row, "reason")?,
-                delivery_id: opt_text(row, "delivery_id")?,
-                source: text(row, "source")?,
-                plan: opt_text(row, "plan")?,
-                previous_plan: opt_text(row, "previous_plan")?,
-            })
+            let kind = text(row, "subject_kind")?;
+            let kind = SourceKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("subject kind {kind:?}")))?;
+            Ok((kind, text(row, "subject_id")?, history_entry(row)?))
         })
         .collect()
     }
+}
+
+fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
+    let outcome = text(row, "outcome")?;
+    Ok(HistoryEntry {
+        at: instant(row, "at")?,
+        event: text(row, "event")?,
+        from_state: opt_text(row, "from_state")?,
+        to_state: opt_text(row, "to_state")?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
+        reason: opt_text(row, "reason")?,
+        delivery_id: opt_text(row, "delivery_id")?,
+        source: text(row, "source")?,
+        plan: opt_text(row, "plan")?,
+        previous_plan: opt_text(row, "previous_plan")?,
+    })
 }
