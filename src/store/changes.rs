@@ -5,12 +5,11 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::entitlements::EntitlementRow;
 use super::{
     Filter, Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text,
     text,
 };
-use crate::domain::access::{self, Reason, SourceKind};
+use crate::domain::access::{Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
 
 /// What an access check answers for one pair, as far as the log compares:
@@ -21,27 +20,6 @@ pub struct Answer {
     pub reason: Reason,
     pub valid_until: Option<Instant>,
     pub plan: Option<String>,
-}
-
-impl Answer {
-    /// The answer that one pair's rows give at `at`, and the decision behind it.
-    pub fn of(rows: &[EntitlementRow], at: Instant) -> (Self, access::Decision) {
-        let sources: Vec<_> = rows.iter().map(EntitlementRow::source).collect();
-        let decision = access::decide(&sources, at);
-        let plan = decision
-            .source
-            .filter(|_| decision.entitled)
-            .and_then(|i| rows[i].plan.clone());
-        (
-            Self {
-                entitled: decision.entitled,
-                reason: decision.reason,
-                valid_until: decision.valid_until,
-                plan,
-            },
-            decision,
-        )
-    }
 }
 
 /// What made an answer change.

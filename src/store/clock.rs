@@ -3,7 +3,8 @@
 //! the history shows when access ended even when the provider never said so.
 
 use super::changes::{Cause, CauseKind};
-use super::subscriptions::{HistoryEntry, insert_transition, load_by_id, write_entitlement};
+use super::history::{HistoryEntry, insert_transition};
+use super::subscriptions::{load_by_id, write_entitlement};
 use super::{Result, Store, micros, text};
 use crate::domain::access::SourceKind;
 use crate::domain::subscription::{self, Event, Incoming, State};

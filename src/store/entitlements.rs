@@ -102,6 +102,28 @@ fn from_row(row: &AnyRow) -> Result<EntitlementRow> {
     })
 }
 
+/// The change log compares answers; the rows that make one live here.
+impl Answer {
+    /// The answer that one pair's rows give at `at`, and the decision behind it.
+    pub fn of(rows: &[EntitlementRow], at: Instant) -> (Self, access::Decision) {
+        let sources: Vec<_> = rows.iter().map(EntitlementRow::source).collect();
+        let decision = access::decide(&sources, at);
+        let plan = decision
+            .source
+            .filter(|_| decision.entitled)
+            .and_then(|i| rows[i].plan.clone());
+        (
+            Self {
+                entitled: decision.entitled,
+                reason: decision.reason,
+                valid_until: decision.valid_until,
+                plan,
+            },
+            decision,
+        )
+    }
+}
+
 /// Replaces every row of one source with `rows`, and appends to the change log
 /// every answer this changes: for each (customer, product) the source had or now
 /// has rows for, the answer at `cause.at` before and after.

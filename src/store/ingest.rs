@@ -5,12 +5,11 @@
 use sqlx::AnyConnection;
 
 use super::changes::{Cause, CauseKind};
+use super::history::Via;
 use super::orders::{self, Buyer, OrderRecord};
 use super::subscriptions::load_for_update;
-use super::{
-    Integration, MAX_ATTEMPTS, Result, Store, StoreError, backoff, is_retryable,
-    is_unique_violation, micros, new_id, text,
-};
+use super::tx::{Attempt, retrying};
+use super::{Integration, Result, Store, StoreError, micros, new_id, text};
 use crate::domain::access::SourceKind;
 use crate::domain::order;
 use crate::domain::subscription::{self, Incoming};
@@ -46,73 +45,6 @@ pub struct Subject {
     pub kind: SourceKind,
     pub id: String,
     pub state: String,
-}
-
-/// Why one attempt at the transaction did not commit.
-pub(super) enum Attempt {
-    /// Lost a race (compare-and-set miss, busy database): run it again.
-    Retry,
-    /// A unique violation: a concurrent first insert of the same row explains
-    /// one, so it is run again, but only [`MAX_UNIQUE_RETRIES`] times; more
-    /// means the statement itself is at fault, which a retry cannot fix.
-    RetryUnique(sqlx::Error),
-    Failed(StoreError),
-}
-
-/// How many unique violations one write survives.
-pub(super) const MAX_UNIQUE_RETRIES: u32 = 2;
-
-impl From<sqlx::Error> for Attempt {
-    fn from(e: sqlx::Error) -> Self {
-        if is_unique_violation(&e) {
-            Self::RetryUnique(e)
-        } else if is_retryable(&e) {
-            Self::Retry
-        } else {
-            Self::Failed(e.into())
-        }
-    }
-}
-
-impl From<StoreError> for Attempt {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Database(e) => e.into(),
-            e => Self::Failed(e),
-        }
-    }
-}
-
-/// Takes the store's write turn and runs one transaction attempt (a future
-/// yielding `Result<T, Attempt>`, built afresh each time) until it commits or
-/// fails for good: an attempt that lost a race runs again, a little later each
-/// time. (A macro, not a function taking an async closure: the futures must stay
-/// `Send` for axum's handlers.)
-macro_rules! retrying {
-    ($store:expr, $attempt:expr) => {{
-        let _turn = $store.write_turn().await;
-        let mut n = 0;
-        let mut unique = 0;
-        loop {
-            n += 1;
-            match $attempt.await {
-                Ok(done) => break Ok(done),
-                Err(Attempt::RetryUnique(e)) => {
-                    unique += 1;
-                    if unique > MAX_UNIQUE_RETRIES {
-                        break Err(StoreError::Database(e));
-                    }
-                    if n >= MAX_ATTEMPTS {
-                        break Err(StoreError::Contention(MAX_ATTEMPTS));
-                    }
-                    backoff(n).await
-                }
-                Err(Attempt::Retry) if n < MAX_ATTEMPTS => backoff(n).await,
-                Err(Attempt::Retry) => break Err(StoreError::Contention(MAX_ATTEMPTS)),
-                Err(Attempt::Failed(e)) => break Err(e),
-            }
-        }
-    }};
 }
 
 impl Store {
@@ -243,7 +175,7 @@ pub(super) async fn attempt_in(
             tx,
             inbound.integration,
             what,
-            Via::received(&delivery_id, inbound),
+            received(&delivery_id, inbound),
         )
         .await?
     } else {
@@ -257,41 +189,6 @@ pub(super) async fn attempt_in(
     };
     insert_delivery(tx, inbound, &recorded).await?;
     Ok(recorded)
-}
-
-/// Who applies an event and when: the delivery, source and time its history
-/// entry records. On receipt that is the arrival; on a replay, the replay (the
-/// event itself keeps the time it was received).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Via<'a> {
-    pub delivery_id: &'a str,
-    /// `delivery` or `replay`.
-    pub source: &'a str,
-    pub at: Instant,
-}
-
-impl<'a> Via<'a> {
-    /// The change-log cause of applying `event` this way.
-    fn cause(&self, event: &'a str) -> Cause<'a> {
-        Cause {
-            kind: if self.source == "replay" {
-                CauseKind::Replay
-            } else {
-                CauseKind::Delivery
-            },
-            delivery_id: Some(self.delivery_id),
-            event: Some(event),
-            at: self.at,
-        }
-    }
-
-    fn received(delivery_id: &'a str, inbound: &Inbound<'_>) -> Self {
-        Self {
-            delivery_id,
-            source: "delivery",
-            at: inbound.received_at,
-        }
-    }
 }
 
 /// What a delivery asks of the store, as its provider's adapter read it: on
@@ -698,4 +595,13 @@ async fn record_attempt(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// How a delivery applies on receipt: at its arrival, source `delivery`.
+fn received<'a>(delivery_id: &'a str, inbound: &Inbound<'_>) -> Via<'a> {
+    Via {
+        delivery_id,
+        source: "delivery",
+        at: inbound.received_at,
+    }
 }

@@ -72,7 +72,7 @@ impl Store {
         for attempt in 1..=20 {
             match &result {
                 Err(super::StoreError::Database(e))
-                    if super::is_retryable(e) || super::is_unique_violation(e) =>
+                    if super::tx::is_retryable(e) || super::tx::is_unique_violation(e) =>
                 {
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
                     result = self.apply_pending(&mut conn).await;

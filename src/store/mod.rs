@@ -8,6 +8,7 @@ mod clock;
 mod deliveries;
 mod entitlements;
 mod grants;
+mod history;
 mod ingest;
 mod integrations;
 mod migrate;
@@ -15,6 +16,7 @@ mod orders;
 mod products;
 mod subscriptions;
 mod tokens;
+mod tx;
 mod writer;
 
 use std::time::Duration;
@@ -30,11 +32,12 @@ pub use changes::{Answer, CauseKind, Change, ChangeFilter};
 pub use deliveries::{AttemptRecord, DeliveryDetail, DeliveryFilter, DeliveryRecord};
 pub use entitlements::EntitlementRow;
 pub use grants::Grant;
+pub use history::HistoryEntry;
 pub use ingest::{Apply, Inbound, Recorded, Subject};
 pub use integrations::Integration;
 pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use products::Product;
-pub use subscriptions::{HistoryEntry, SubscriptionFilter, SubscriptionRecord};
+pub use subscriptions::{SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
 pub use writer::{Applying, Delivery, MAX_BATCH};
 
@@ -80,10 +83,6 @@ impl From<InvalidValue> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// How many times a transaction is tried in all before a lost race is reported
-/// as contention (503, which the provider retries).
-const MAX_ATTEMPTS: u32 = 20;
 
 /// The database, behind one pool.
 #[derive(Debug, Clone)]
@@ -183,47 +182,6 @@ fn sqlite_url(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
-}
-
-/// Whether a failed transaction lost a race and is worth running again.
-fn is_retryable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // SQLite: BUSY (5, and extended codes ending in it), LOCKED (6).
-            // PostgreSQL: serialization failure, deadlock.
-            matches!(code.as_ref(), "5" | "6" | "517" | "261" | "40001" | "40P01")
-                || db.message().contains("database is locked")
-        }
-        _ => false,
-    }
-}
-
-/// A unique violation (PostgreSQL 23505; SQLite's constraint codes 1555 and
-/// 2067): retried only where a concurrent first insert of the same row explains it.
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            matches!(
-                db.code().unwrap_or_default().as_ref(),
-                "23505" | "1555" | "2067"
-            )
-        }
-        _ => false,
-    }
-}
-
-/// Waits before trying a lost race again: exponential (0.5 ms doubling, capped
-/// at 64 ms) with full jitter, so writers that collided do not collide again
-/// in step.
-async fn backoff(attempt: u32) {
-    let ceiling = 500u64 << attempt.min(7);
-    let mut random = [0u8; 8];
-    let jitter = match getrandom::fill(&mut random) {
-        Ok(()) => u64::from_le_bytes(random) % ceiling,
-        Err(_) => ceiling / 2,
-    };
-    tokio::time::sleep(Duration::from_micros(ceiling / 2 + jitter / 2)).await;
 }
 
 // Reading columns. `Any` has no date type: instants are integers.

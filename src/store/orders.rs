@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::changes::Cause;
 use super::entitlements::{EntitlementRow, replace_for_source};
-use super::ingest::Attempt;
-use super::subscriptions::{HistoryEntry, insert_transition};
+use super::history::{HistoryEntry, insert_transition};
+use super::tx::Attempt;
 use super::{
     Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
     opt_micros, text, trusted,

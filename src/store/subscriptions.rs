@@ -5,14 +5,15 @@ use sqlx::any::AnyRow;
 
 use super::changes::Cause;
 use super::entitlements::{EntitlementRow, replace_for_source};
-use super::ingest::{Attempt, Via};
+use super::history::{HistoryEntry, Via, insert_transition};
+use super::tx::Attempt;
 use super::{
     Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
     opt_micros, opt_text, text, trusted,
 };
 use crate::domain::access::{Facts, SourceKind, SourceState};
 use crate::domain::subscription::{Decision, Incoming, Snapshot, State};
-use crate::domain::{Email, Instant, Outcome, ProductKey};
+use crate::domain::{Email, Instant, ProductKey};
 
 /// A subscription as the admin API shows it.
 #[derive(Debug, Clone)]
@@ -25,23 +26,6 @@ pub struct SubscriptionRecord {
     pub version: i64,
     pub created_at: Instant,
     pub updated_at: Instant,
-}
-
-/// One entry of a subscription's (or order's) history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub at: Instant,
-    pub event: String,
-    pub from_state: Option<String>,
-    pub to_state: Option<String>,
-    pub outcome: Outcome,
-    pub reason: Option<String>,
-    pub delivery_id: Option<String>,
-    /// `delivery`, `clock` or `admin`.
-    pub source: String,
-    /// The plan the event named, and the one it says it changed from.
-    pub plan: Option<String>,
-    pub previous_plan: Option<String>,
 }
 
 /// Filters for listing subscriptions; every one optional.
@@ -247,36 +231,6 @@ pub(super) async fn record_decision(
     Ok(Some(id))
 }
 
-pub(super) async fn insert_transition(
-    tx: &mut AnyConnection,
-    kind: SourceKind,
-    subject_id: &str,
-    seq: i64,
-    entry: &HistoryEntry,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO transitions (subject_kind, subject_id, seq, at, event, from_state, to_state,
-             outcome, reason, delivery_id, source, plan, previous_plan)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(kind.as_str())
-    .bind(subject_id)
-    .bind(seq)
-    .bind(micros(entry.at))
-    .bind(entry.event.as_str())
-    .bind(entry.from_state.as_deref())
-    .bind(entry.to_state.as_deref())
-    .bind(entry.outcome.as_str())
-    .bind(entry.reason.as_deref())
-    .bind(entry.delivery_id.as_deref())
-    .bind(entry.source.as_str())
-    .bind(entry.plan.as_deref())
-    .bind(entry.previous_plan.as_deref())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// The current state of a subscription or order, by id.
 pub(super) async fn current_state(
     tx: &mut AnyConnection,
@@ -333,66 +287,4 @@ impl Store {
         .map(from_row)
         .transpose()
     }
-
-    /// A subscription's or order's history, oldest first.
-    pub async fn history(&self, kind: SourceKind, id: &str) -> Result<Vec<HistoryEntry>> {
-        sqlx::query(
-            "SELECT at, event, from_state, to_state, outcome, reason, delivery_id, source, plan,
-                 previous_plan
-             FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq",
-        )
-        .bind(kind.as_str())
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(history_entry)
-        .collect()
-    }
-
-    /// The history of every subscription and order of one customer, in one
-    /// query: each source's entries oldest first.
-    pub async fn customer_history(
-        &self,
-        email: &str,
-    ) -> Result<Vec<(SourceKind, String, HistoryEntry)>> {
-        sqlx::query(
-            "SELECT subject_kind, subject_id, at, event, from_state, to_state, outcome, reason,
-                 delivery_id, source, plan, previous_plan
-             FROM transitions
-             WHERE (subject_kind = 'subscription'
-                    AND subject_id IN (SELECT id FROM subscriptions WHERE email = $1))
-                OR (subject_kind = 'order'
-                    AND subject_id IN (SELECT id FROM orders WHERE email = $1))
-             ORDER BY subject_kind DESC, subject_id, seq",
-        )
-        .bind(email)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let kind = text(row, "subject_kind")?;
-            let kind = SourceKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("subject kind {kind:?}")))?;
-            Ok((kind, text(row, "subject_id")?, history_entry(row)?))
-        })
-        .collect()
-    }
-}
-
-fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
-    let outcome = text(row, "outcome")?;
-    Ok(HistoryEntry {
-        at: instant(row, "at")?,
-        event: text(row, "event")?,
-        from_state: opt_text(row, "from_state")?,
-        to_state: opt_text(row, "to_state")?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-        reason: opt_text(row, "reason")?,
-        delivery_id: opt_text(row, "delivery_id")?,
-        source: text(row, "source")?,
-        plan: opt_text(row, "plan")?,
-        previous_plan: opt_text(row, "previous_plan")?,
-    })
 }

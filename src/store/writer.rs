@@ -219,7 +219,7 @@ impl Store {
                     savepoint.commit().await?;
                     outcomes.push(InBatch::Recorded(recorded));
                 }
-                Err(super::ingest::Attempt::Failed(e)) => {
+                Err(super::tx::Attempt::Failed(e)) => {
                     savepoint.rollback().await?;
                     outcomes.push(InBatch::Failed(e));
                 }
