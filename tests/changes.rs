@@ -16,6 +16,7 @@ on_both_databases!(
     concurrent_writers_leave_no_gap_a_consumer_could_skip,
     changes_past_their_retention_are_dropped_and_sequences_go_on,
     delivery_bodies_past_their_retention_are_dropped_and_the_row_stays,
+    the_clock_expires_through_the_same_writer_and_logs_its_change,
 );
 
 /// A Zenofy subscription event for `subscription` and `email`, its period
@@ -485,4 +486,49 @@ async fn delivery_bodies_past_their_retention_are_dropped_and_the_row_stays(app:
         "{:?}",
         replay.body
     );
+}
+
+async fn the_clock_expires_through_the_same_writer_and_logs_its_change(app: TestApp) {
+    app.zenofy_integration().await;
+    let mut body = fixture_json("zenofy/subscription.activated.json");
+    body["subscriptionId"] = json!("sub-lapsed");
+    body["customerEmail"] = json!("ada@example.com");
+    body["currentPeriodStart"] = json!("2026-01-01T00:00:00Z");
+    body["currentPeriodEnd"] = json!("2026-02-01T00:00:00Z");
+    let reply = app.zenofy(serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(reply.body["outcome"], "applied", "{:?}", reply.body);
+    let subscription = reply.body["subject"]["id"].as_str().unwrap().to_owned();
+    let expired = app
+        .store
+        .expire_lapsed(entitled::time_fmt::now())
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    let log = all_changes(&app).await;
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert_eq!(said(&log[0]["answer"]), (false, "period_ended".into()));
+    assert_eq!(said(&log[1]["answer"]), (false, "expired".into()));
+    assert_eq!(said(&log[1]["previous"]), (false, "period_ended".into()));
+    assert_eq!(
+        log[1]["cause"],
+        json!({"kind": "clock", "delivery_id": null, "event": "expired",
+               "source": {"kind": "subscription", "id": subscription}})
+    );
+    let detail = app.subscription(&subscription).await;
+    let last = detail["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["source"], "clock");
+    assert_eq!(last["to_state"], "expired");
+    assert_eq!(last["delivery_id"], Value::Null);
+    assert_eq!(
+        last["reason"],
+        "the period and its grace ended without a renewal"
+    );
+    // Once expired, the clock finds nothing more to do.
+    let again = app.store.expire_lapsed(entitled::time_fmt::now()).await;
+    assert_eq!(again.unwrap(), 0);
 }

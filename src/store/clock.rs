@@ -2,11 +2,10 @@
 //! period plus grace has passed is recorded as `expired` (source `clock`), and
 //! the history shows when access ended even when the provider never said so.
 
-use super::changes::{Cause, CauseKind};
-use super::history::{HistoryEntry, insert_transition};
-use super::subscriptions::{load_by_id, write_entitlement};
+use super::history::Via;
+use super::subscriptions::{load_by_id, write};
+use super::tx::{Attempt, retrying};
 use super::{Result, Store, micros, text};
-use crate::domain::access::SourceKind;
 use crate::domain::subscription::{self, Event, Incoming, State};
 use crate::domain::{Instant, Outcome};
 
@@ -41,8 +40,14 @@ impl Store {
         Ok(expired)
     }
 
+    /// Expires one subscription through the writer every delivery goes
+    /// through, with the same retries; `false` when it is no longer active
+    /// (a renewal came first).
     async fn expire_one(&self, id: &str, now: Instant) -> Result<bool> {
-        let _turn = self.write_turn().await;
+        retrying!(self, self.expire_attempt(id, now))
+    }
+
+    async fn expire_attempt(&self, id: &str, now: Instant) -> std::result::Result<bool, Attempt> {
         let mut tx = self.pool.begin().await?;
         let Some(current) = load_by_id(&mut tx, id).await? else {
             return Ok(false);
@@ -59,59 +64,27 @@ impl Store {
             period_end: current.snapshot.current_period_end,
             received_at: now,
         };
-        let decision = subscription::decide(Some(&current.snapshot), &incoming);
-        let Some(next) = decision
-            .next
-            .filter(|_| decision.outcome == Outcome::Applied)
-        else {
-            return Ok(false);
-        };
-        let updated = sqlx::query(
-            "UPDATE subscriptions SET state = $1, version = version + 1, updated_at = $2
-             WHERE id = $3 AND version = $4",
-        )
-        .bind(next.state.as_str())
-        .bind(micros(now))
-        .bind(id)
-        .bind(current.version)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            // A delivery changed it meanwhile; the next tick looks again.
+        let mut decision = subscription::decide(Some(&current.snapshot), &incoming);
+        if decision.outcome != Outcome::Applied {
             return Ok(false);
         }
-        insert_transition(
-            &mut tx,
-            SourceKind::Subscription,
-            id,
-            current.version + 1,
-            &HistoryEntry {
-                at: now,
-                event: Event::Expired.as_str().to_owned(),
-                from_state: Some(State::Active.as_str().to_owned()),
-                to_state: Some(State::Expired.as_str().to_owned()),
-                outcome: Outcome::Applied,
-                reason: Some("the period and its grace ended without a renewal".into()),
-                delivery_id: None,
-                source: "clock".into(),
-                plan: None,
-                previous_plan: None,
-            },
-        )
-        .await?;
-        let cause = Cause {
-            kind: CauseKind::Clock,
+        decision
+            .reason
+            .get_or_insert_with(|| "the period and its grace ended without a renewal".into());
+        let via = Via {
             delivery_id: None,
-            event: Some(Event::Expired.as_str()),
+            source: "clock",
             at: now,
         };
-        write_entitlement(
+        write(
             &mut tx,
-            id,
-            &current.integration,
-            &current.provider,
-            &next,
-            &cause,
+            (&current.integration, &current.provider),
+            &current.external_id,
+            Some(&current),
+            &incoming,
+            &decision,
+            None,
+            via,
         )
         .await?;
         super::changes::seal(&mut tx).await?;

@@ -13,8 +13,9 @@ use crate::domain::{Instant, Outcome};
 /// event itself keeps the time it was received).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Via<'a> {
-    pub delivery_id: &'a str,
-    /// `delivery` or `replay`.
+    /// The delivery applied; `None` for the clock.
+    pub delivery_id: Option<&'a str>,
+    /// `delivery`, `replay` or `clock`.
     pub source: &'a str,
     pub at: Instant,
 }
@@ -23,12 +24,12 @@ impl<'a> Via<'a> {
     /// The change-log cause of applying `event` this way.
     pub(super) fn cause(&self, event: &'a str) -> Cause<'a> {
         Cause {
-            kind: if self.source == "replay" {
-                CauseKind::Replay
-            } else {
-                CauseKind::Delivery
+            kind: match self.source {
+                "replay" => CauseKind::Replay,
+                "clock" => CauseKind::Clock,
+                _ => CauseKind::Delivery,
             },
-            delivery_id: Some(self.delivery_id),
+            delivery_id: self.delivery_id,
             event: Some(event),
             at: self.at,
         }

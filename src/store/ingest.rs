@@ -99,26 +99,30 @@ impl Store {
         now: Instant,
     ) -> Result<Recorded> {
         let via = Via {
-            delivery_id,
+            delivery_id: Some(delivery_id),
             source: "replay",
             at: now,
         };
-        retrying!(self, self.replay_attempt(integration, replay, via))
+        retrying!(
+            self,
+            self.replay_attempt(delivery_id, integration, replay, via)
+        )
     }
 
     async fn replay_attempt(
         &self,
+        delivery_id: &str,
         integration: &Integration,
         replay: &Apply<'_>,
         via: Via<'_>,
     ) -> std::result::Result<Recorded, Attempt> {
         let mut tx = self.pool.begin().await?;
         let effect = apply(&mut tx, integration, replay, via).await?;
-        record_attempt(&mut tx, via.delivery_id, via.at, "replay", &effect).await?;
+        record_attempt(&mut tx, delivery_id, via.at, "replay", &effect).await?;
         super::changes::seal(&mut tx).await?;
         tx.commit().await?;
         Ok(Recorded {
-            delivery_id: via.delivery_id.to_owned(),
+            delivery_id: delivery_id.to_owned(),
             outcome: effect.outcome,
             reason: effect.reason,
             subject: effect.subject,
@@ -295,7 +299,7 @@ async fn apply_order(
         incoming.event.as_str(),
         &decision,
         via.at,
-        Some(via.delivery_id),
+        via.delivery_id,
         via.source,
     );
     orders::record_history(tx, &order.id, seq, &entry).await?;
@@ -428,9 +432,9 @@ async fn apply_subscription(
 ) -> std::result::Result<Effect, Attempt> {
     let current = load_for_update(tx, integration.id.as_str(), external_id).await?;
     let decision = subscription::decide(current.as_ref().map(|c| &c.snapshot), incoming);
-    let recorded = super::subscriptions::record_decision(
+    let recorded = super::subscriptions::write(
         tx,
-        integration,
+        (integration.id.as_str(), integration.provider.as_str()),
         external_id,
         current.as_ref(),
         incoming,
@@ -446,17 +450,6 @@ async fn apply_subscription(
             subject: None,
         });
     };
-    if let Some(next) = &decision.next {
-        super::subscriptions::write_entitlement(
-            tx,
-            &subscription_id,
-            integration.id.as_str(),
-            integration.provider.as_str(),
-            next,
-            &via.cause(incoming.event.as_str()),
-        )
-        .await?;
-    }
     let state = decision
         .to
         .or(current.as_ref().map(|c| c.snapshot.state))
@@ -600,7 +593,7 @@ async fn record_attempt(
 /// How a delivery applies on receipt: at its arrival, source `delivery`.
 fn received<'a>(delivery_id: &'a str, inbound: &Inbound<'_>) -> Via<'a> {
     Via {
-        delivery_id,
+        delivery_id: Some(delivery_id),
         source: "delivery",
         at: inbound.received_at,
     }

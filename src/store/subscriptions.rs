@@ -8,8 +8,8 @@ use super::entitlements::{EntitlementRow, replace_for_source};
 use super::history::{HistoryEntry, Via, insert_transition};
 use super::tx::Attempt;
 use super::{
-    Filter, Integration, Result, Store, StoreError, instant, micros, new_id, opt_instant,
-    opt_micros, opt_text, text, trusted,
+    Filter, Result, Store, StoreError, instant, micros, new_id, opt_instant, opt_micros, opt_text,
+    text, trusted,
 };
 use crate::domain::access::{Facts, SourceKind, SourceState};
 use crate::domain::subscription::{Decision, Incoming, Snapshot, State};
@@ -68,7 +68,7 @@ fn from_row(row: &AnyRow) -> Result<SubscriptionRecord> {
 
 /// Rewrites a subscription's entitlement row from its snapshot, under its
 /// product's policy.
-pub(super) async fn write_entitlement(
+async fn write_entitlement(
     tx: &mut AnyConnection,
     id: &str,
     integration: &str,
@@ -133,13 +133,56 @@ pub(super) async fn load_by_id(
     .transpose()
 }
 
+/// The one writer of a subscription's state, for deliveries, replays and the
+/// clock alike: what the pure domain decided (`decision`, about `incoming`
+/// against `current`) is written with a compare-and-set on the version (a lost
+/// race is [`Attempt::Retry`]), with its history entry and, when the state
+/// changed, the entitlement row and the change log. Returns the subscription's
+/// id, or `None` when nothing was stored (an event for no subscription that
+/// creates none).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn write(
+    tx: &mut AnyConnection,
+    (integration, provider): (&str, &str),
+    external_id: &str,
+    current: Option<&SubscriptionRecord>,
+    incoming: &Incoming,
+    decision: &Decision,
+    previous_plan: Option<&str>,
+    via: Via<'_>,
+) -> std::result::Result<Option<String>, Attempt> {
+    let recorded = record_decision(
+        tx,
+        (integration, provider),
+        external_id,
+        current,
+        incoming,
+        decision,
+        previous_plan,
+        via,
+    )
+    .await?;
+    if let (Some(id), Some(next)) = (&recorded, &decision.next) {
+        write_entitlement(
+            tx,
+            id,
+            integration,
+            provider,
+            next,
+            &via.cause(incoming.event.as_str()),
+        )
+        .await?;
+    }
+    Ok(recorded)
+}
+
 /// Writes a decision: the subscription (created, or compare-and-set on its
 /// version) and its history entry. Returns the subscription id, or `None` when
 /// the event created nothing (a warning for an unknown subscription).
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn record_decision(
+async fn record_decision(
     tx: &mut AnyConnection,
-    integration: &Integration,
+    (integration, provider): (&str, &str),
     external_id: &str,
     current: Option<&SubscriptionRecord>,
     incoming: &Incoming,
@@ -158,8 +201,8 @@ pub(super) async fn record_decision(
                  ON CONFLICT (integration, external_id) DO NOTHING"
             )))
             .bind(&id)
-            .bind(integration.id.as_str())
-            .bind(integration.provider.as_str())
+            .bind(integration)
+            .bind(provider)
             .bind(external_id)
             .bind(next.email.as_str())
             .bind(next.product.as_str())
@@ -221,7 +264,7 @@ pub(super) async fn record_decision(
             to_state: decision.to.map(|s| s.as_str().to_owned()),
             outcome: decision.outcome,
             reason: decision.reason.clone(),
-            delivery_id: Some(via.delivery_id.to_owned()),
+            delivery_id: via.delivery_id.map(str::to_owned),
             source: via.source.into(),
             plan: incoming.plan.clone(),
             previous_plan: previous_plan.map(str::to_owned),
