@@ -316,10 +316,12 @@ mod tests {
             })
             .await
             .unwrap();
-        // Taken off the queue: the writer now waits for the turn with it.
+        // Taken off the queue: the writer now waits for the turn with it (and
+        // has long finished looking for more to take along).
         while store.writer.capacity() < QUEUE {
             tokio::task::yield_now().await;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let rest: Vec<_> = (1..=9)
             .map(|n| {
                 let store = store.clone();
