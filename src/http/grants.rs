@@ -33,6 +33,8 @@ struct NewGrant {
     #[serde(default, with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     valid_from: Option<Instant>,
+    /// When the grant ends; must be after `valid_from` (else 400). Omitted or
+    /// `null`: for ever.
     #[serde(default, with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     valid_until: Option<Instant>,

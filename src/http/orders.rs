@@ -32,7 +32,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
-    /// The integration the payment will arrive through (Zeno Bank or ZayPay).
+    /// The integration the payment will arrive through: an existing Zeno Bank
+    /// or ZayPay integration (else 400).
     integration: String,
     /// The provider's order id (1 to 200 characters).
     external_id: String,
