@@ -124,7 +124,7 @@ pub fn answer(
     rows: &[EntitlementRow],
     at: Instant,
 ) -> AccessAnswer {
-    let (decided, _) = crate::store::Answer::of(rows, at);
+    let decided = crate::store::Answer::of(rows, at);
     AccessAnswer {
         email: email.clone(),
         product: product.clone(),

@@ -2,6 +2,7 @@
 //! period plus grace has passed is recorded as `expired` (source `clock`), and
 //! the history shows when access ended even when the provider never said so.
 
+use super::changes::CauseKind;
 use super::history::Via;
 use super::subscriptions::{load_by_id, write};
 use super::tx::{Attempt, retrying};
@@ -73,7 +74,7 @@ impl Store {
             .get_or_insert_with(|| "the period and its grace ended without a renewal".into());
         let via = Via {
             delivery_id: None,
-            source: "clock",
+            source: CauseKind::Clock,
             at: now,
         };
         write(

@@ -104,23 +104,20 @@ fn from_row(row: &AnyRow) -> Result<EntitlementRow> {
 
 /// The change log compares answers; the rows that make one live here.
 impl Answer {
-    /// The answer that one pair's rows give at `at`, and the decision behind it.
-    pub fn of(rows: &[EntitlementRow], at: Instant) -> (Self, access::Decision) {
+    /// The answer that one pair's rows give at `at`.
+    pub fn of(rows: &[EntitlementRow], at: Instant) -> Self {
         let sources: Vec<_> = rows.iter().map(EntitlementRow::source).collect();
         let decision = access::decide(&sources, at);
         let plan = decision
             .source
             .filter(|_| decision.entitled)
             .and_then(|i| rows[i].plan.clone());
-        (
-            Self {
-                entitled: decision.entitled,
-                reason: decision.reason,
-                valid_until: decision.valid_until,
-                plan,
-            },
-            decision,
-        )
+        Self {
+            entitled: decision.entitled,
+            reason: decision.reason,
+            valid_until: decision.valid_until,
+            plan,
+        }
     }
 }
 
@@ -202,8 +199,8 @@ pub(super) async fn replace_for_source(
             Compared {
                 email,
                 product,
-                before: (!before.is_empty()).then(|| Answer::of(before, cause.at).0),
-                after: Answer::of(&after, cause.at).0,
+                before: (!before.is_empty()).then(|| Answer::of(before, cause.at)),
+                after: Answer::of(&after, cause.at),
             }
         })
         .collect();
@@ -247,11 +244,18 @@ pub(super) async fn recompute_product(
     .iter()
     .map(from_row)
     .collect::<Result<Vec<_>>>()?;
-    for row in &rows {
-        let window = access::window(&row.facts, policy);
-        if window == row.window {
+    let recomputed: Vec<EntitlementRow> = rows
+        .iter()
+        .map(|row| EntitlementRow {
+            window: access::window(&row.facts, policy),
+            ..row.clone()
+        })
+        .collect();
+    for (row, new) in rows.iter().zip(&recomputed) {
+        if new.window == row.window {
             continue;
         }
+        let window = new.window;
         sqlx::query(
             "UPDATE entitlements SET grants = $1, access_from = $2, access_until = $3, grace_from = $4
              WHERE source_kind = $5 AND source_id = $6 AND product = $7",
@@ -266,27 +270,16 @@ pub(super) async fn recompute_product(
         .execute(&mut *tx)
         .await?;
     }
-    let recomputed: Vec<EntitlementRow> = rows
-        .iter()
-        .map(|row| EntitlementRow {
-            window: access::window(&row.facts, policy),
-            ..row.clone()
-        })
-        .collect();
+    // Rows come by customer: one comparison per customer, before and after.
     let mut compared = Vec::new();
     let mut start = 0;
-    while start < rows.len() {
-        let email = &rows[start].email;
-        let end = start
-            + rows[start..]
-                .iter()
-                .take_while(|r| &r.email == email)
-                .count();
+    for customer in rows.chunk_by(|a, b| a.email == b.email) {
+        let end = start + customer.len();
         compared.push(Compared {
-            email,
+            email: &customer[0].email,
             product,
-            before: Some(Answer::of(&rows[start..end], cause.at).0),
-            after: Answer::of(&recomputed[start..end], cause.at).0,
+            before: Some(Answer::of(customer, cause.at)),
+            after: Answer::of(&recomputed[start..end], cause.at),
         });
         start = end;
     }

@@ -15,8 +15,9 @@ use crate::domain::{Instant, Outcome};
 pub(super) struct Via<'a> {
     /// The delivery applied; `None` for the clock.
     pub delivery_id: Option<&'a str>,
-    /// `delivery`, `replay` or `clock`.
-    pub source: &'a str,
+    /// `Delivery`, `Replay` or `Clock`: the history entry's `source`, and the
+    /// cause of the changes it makes.
+    pub source: CauseKind,
     pub at: Instant,
 }
 
@@ -24,11 +25,7 @@ impl<'a> Via<'a> {
     /// The change-log cause of applying `event` this way.
     pub(super) fn cause(&self, event: &'a str) -> Cause<'a> {
         Cause {
-            kind: match self.source {
-                "replay" => CauseKind::Replay,
-                "clock" => CauseKind::Clock,
-                _ => CauseKind::Delivery,
-            },
+            kind: self.source,
             delivery_id: self.delivery_id,
             event: Some(event),
             at: self.at,

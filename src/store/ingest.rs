@@ -100,7 +100,7 @@ impl Store {
     ) -> Result<Recorded> {
         let via = Via {
             delivery_id: Some(delivery_id),
-            source: "replay",
+            source: CauseKind::Replay,
             at: now,
         };
         retrying!(
@@ -300,7 +300,7 @@ async fn apply_order(
         &decision,
         via.at,
         via.delivery_id,
-        via.source,
+        via.source.as_str(),
     );
     orders::record_history(tx, &order.id, seq, &entry).await?;
     if let Some(next) = &decision.next {
@@ -594,7 +594,7 @@ async fn record_attempt(
 fn received<'a>(delivery_id: &'a str, inbound: &Inbound<'_>) -> Via<'a> {
     Via {
         delivery_id: Some(delivery_id),
-        source: "delivery",
+        source: CauseKind::Delivery,
         at: inbound.received_at,
     }
 }

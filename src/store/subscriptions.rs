@@ -265,7 +265,7 @@ async fn record_decision(
             outcome: decision.outcome,
             reason: decision.reason.clone(),
             delivery_id: via.delivery_id.map(str::to_owned),
-            source: via.source.into(),
+            source: via.source.as_str().into(),
             plan: incoming.plan.clone(),
             previous_plan: previous_plan.map(str::to_owned),
         },
