@@ -14,6 +14,7 @@ on_both_databases!(
     an_order_paid_before_its_registration_changes_on_registration,
     changes_filter_by_customer_and_product_and_page_with_since_and_cursor,
     concurrent_writers_leave_no_gap_a_consumer_could_skip,
+    concurrent_writers_of_one_customer_log_a_chain_ending_in_the_answer,
     changes_past_their_retention_are_dropped_and_sequences_go_on,
     delivery_bodies_past_their_retention_are_dropped_and_the_row_stays,
     the_clock_expires_through_the_same_writer_and_logs_its_change,
@@ -418,6 +419,72 @@ async fn concurrent_writers_leave_no_gap_a_consumer_could_skip(app: TestApp) {
         .map(|c| c["sequence"].as_i64().unwrap())
         .collect();
     assert_eq!(stored, (1..=total).collect::<Vec<_>>());
+}
+
+/// Writers of different sources of one (customer, product) at once: grants
+/// given and revoked, subscriptions activated and canceled. Each change's
+/// `previous` is the change before it (nobody compared against a state the
+/// other had not committed), and the last change says what an access check
+/// answers.
+async fn concurrent_writers_of_one_customer_log_a_chain_ending_in_the_answer(app: TestApp) {
+    app.zenofy_integration().await;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..4 {
+                let grant = app
+                    .admin(
+                        Method::POST,
+                        "/v1/admin/grants",
+                        Some(
+                            json!({"email": "ada@example.com", "product": "pro", "reason": "comp"}),
+                        ),
+                    )
+                    .await;
+                assert_eq!(grant.status, StatusCode::CREATED, "{:?}", grant.body);
+                let id = grant.body["id"].as_str().unwrap().to_owned();
+                let subscription = format!("sub-{w}-{i}");
+                let reply = app
+                    .zenofy(zenofy("activated", &subscription, "ada@example.com"))
+                    .await;
+                assert_eq!(reply.body["outcome"], "applied", "{:?}", reply.body);
+                let revoked = app
+                    .admin(Method::DELETE, &format!("/v1/admin/grants/{id}"), None)
+                    .await;
+                assert_eq!(revoked.status, StatusCode::OK, "{:?}", revoked.body);
+                if i % 2 == 0 {
+                    let reply = app
+                        .zenofy(zenofy("canceled", &subscription, "ada@example.com"))
+                        .await;
+                    assert_eq!(reply.body["outcome"], "applied", "{:?}", reply.body);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let log = all_changes(&app).await;
+    assert!(!log.is_empty());
+    let mut previous = Value::Null;
+    for change in &log {
+        assert_eq!(
+            change["previous"], previous,
+            "change {} follows the one before it: {log:#?}",
+            change["sequence"]
+        );
+        previous = change["answer"].clone();
+    }
+    let access = app.access("ada@example.com", "pro", None).await;
+    for field in ["entitled", "reason", "valid_until", "plan"] {
+        assert_eq!(
+            previous[field], access.body[field],
+            "the last change is the answer ({field}): {:?}",
+            access.body
+        );
+    }
 }
 
 async fn changes_past_their_retention_are_dropped_and_sequences_go_on(app: TestApp) {

@@ -157,6 +157,20 @@ pub fn cell(event: Event, from: State) -> Cell {
     }
 }
 
+/// A registration (`POST /v1/orders`): a new order, pending until it is paid.
+pub fn register() -> Decision {
+    Decision {
+        outcome: Outcome::Applied,
+        reason: Some("registered by the SaaS backend".into()),
+        from: None,
+        to: Some(State::Pending),
+        next: Some(Snapshot {
+            state: State::Pending,
+            paid_at: None,
+        }),
+    }
+}
+
 /// Applies an event to an order. `current` is `None` for an order seen for the
 /// first time (Zenofy orders, whose payloads say who bought what): it is created
 /// in the event's target state.

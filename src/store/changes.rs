@@ -6,8 +6,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::{
-    Filter, Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text,
-    text,
+    Filter, Result, Store, StoreError, instant, micros, opt_instant, opt_micros, opt_text, text,
 };
 use crate::domain::access::{Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
@@ -93,13 +92,26 @@ pub struct Change {
 pub(super) struct Compared<'a> {
     pub email: &'a Email,
     pub product: &'a ProductKey,
-    /// `None`: the customer had no source for the product before.
+    /// What consumers last saw: the pair's last change in the log, or, if the
+    /// log holds none (never, or past retention), the answer of the rows
+    /// before the write. `None`: neither (the customer's first source for the
+    /// product). Comparing with the log, not with the rows read at this
+    /// write's instant, keeps the chain whole: each change's `previous` is the
+    /// answer of the change before it.
     pub before: Option<Answer>,
     pub after: Answer,
 }
 
+/// The columns of a pair's last change, as `last_entitled`, `last_reason`,
+/// `last_valid_until` and `last_plan`, from a `changes` row joined as `l`.
+pub(super) const LAST_COLUMNS: &str = "l.entitled AS last_entitled, l.reason AS last_reason, \
+     l.valid_until AS last_valid_until, l.plan AS last_plan";
+
+/// Changes per INSERT (16 parameters each, well under both engines' limits).
+const APPEND_CHUNK: usize = 200;
+
 /// Appends the changes among `compared` (those whose answer differs),
-/// unnumbered: [`seal`] numbers them as the transaction's last step. Returns
+/// unnumbered: [`commit`] numbers them (see [`Sequencer`]). Returns
 /// how many.
 pub(super) async fn append(
     tx: &mut AnyConnection,
@@ -112,68 +124,203 @@ pub(super) async fn append(
         .filter(|c| c.before.as_ref() != Some(&c.after))
         .filter(|c| c.before.is_some() || c.after.reason != Reason::NoEntitlement)
         .collect();
-    for change in &changed {
-        let before = change.before.as_ref();
-        sqlx::query(
+    for chunk in changed.chunks(APPEND_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = 1 + 16 * i;
+                let params: Vec<String> = (p..p + 16).map(|n| format!("${n}")).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO changes (at, email, product, entitled, reason, valid_until, plan,
                  prev_entitled, prev_reason, prev_valid_until, prev_plan,
                  cause_kind, cause_delivery, cause_source_kind, cause_source_id, cause_event)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(micros(cause.at))
-        .bind(change.email.as_str())
-        .bind(change.product.as_str())
-        .bind(i64::from(change.after.entitled))
-        .bind(change.after.reason.as_str())
-        .bind(opt_micros(change.after.valid_until))
-        .bind(change.after.plan.as_deref())
-        .bind(before.map(|b| i64::from(b.entitled)))
-        .bind(before.map(|b| b.reason.as_str()))
-        .bind(before.and_then(|b| opt_micros(b.valid_until)))
-        .bind(before.and_then(|b| b.plan.as_deref()))
-        .bind(cause.kind.as_str())
-        .bind(cause.delivery_id)
-        .bind(source.map(|(kind, _)| kind.as_str()))
-        .bind(source.map(|(_, id)| id))
-        .bind(cause.event)
-        .execute(&mut *tx)
-        .await?;
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(super::trusted(sql));
+        for change in chunk {
+            let before = change.before.as_ref();
+            query = query
+                .bind(micros(cause.at))
+                .bind(change.email.as_str())
+                .bind(change.product.as_str())
+                .bind(i64::from(change.after.entitled))
+                .bind(change.after.reason.as_str())
+                .bind(opt_micros(change.after.valid_until))
+                .bind(change.after.plan.as_deref())
+                .bind(before.map(|b| i64::from(b.entitled)))
+                .bind(before.map(|b| b.reason.as_str()))
+                .bind(before.and_then(|b| opt_micros(b.valid_until)))
+                .bind(before.and_then(|b| b.plan.as_deref()))
+                .bind(cause.kind.as_str())
+                .bind(cause.delivery_id)
+                .bind(source.map(|(kind, _)| kind.as_str()))
+                .bind(source.map(|(_, id)| id))
+                .bind(cause.event);
+        }
+        query.execute(&mut *tx).await?;
     }
     Ok(changed.len())
 }
 
-/// Numbers the transaction's unnumbered changes from the counter, in the
-/// order they were appended: the last step before every commit of a writer of
-/// entitlement rows. The counter row stays locked until the commit, so
-/// sequences are handed out in commit order; holding it only for this step
-/// keeps concurrent writers concurrent until then. (Unnumbered rows of other
-/// transactions are invisible here: each numbers its own before committing.)
-pub(super) async fn seal(tx: &mut AnyConnection) -> Result<()> {
+/// SQLite: numbers the transaction's unnumbered changes from the counter, in
+/// the order they were appended, as the last step before the commit. SQLite
+/// has one writer at a time, so this costs no concurrency.
+async fn seal(tx: &mut AnyConnection) -> Result<()> {
     let pending: i64 = sqlx::Row::try_get(
         &sqlx::query("SELECT COUNT(*) AS n FROM changes WHERE sequence IS NULL")
             .fetch_one(&mut *tx)
             .await?,
         "n",
     )?;
-    if pending == 0 {
-        return Ok(());
+    if pending > 0 {
+        number(tx, pending).await?;
     }
+    Ok(())
+}
+
+/// Numbers up to `limit` committed (or, on SQLite, this transaction's)
+/// unnumbered changes in id order, continuing the counter. Returns how many.
+async fn number(tx: &mut AnyConnection, limit: i64) -> Result<i64> {
     let last: i64 = sqlx::Row::try_get(
-        &sqlx::query("UPDATE change_counter SET last = last + $1 WHERE id = 1 RETURNING last")
-            .bind(pending)
+        // Takes the counter row (on PostgreSQL, until the commit).
+        &sqlx::query("UPDATE change_counter SET last = last WHERE id = 1 RETURNING last")
             .fetch_one(&mut *tx)
             .await?,
         "last",
     )?;
-    sqlx::query(
+    let numbered = sqlx::query(
         "UPDATE changes SET sequence = $1 + r.rn
          FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM changes
-               WHERE sequence IS NULL) AS r
+               WHERE sequence IS NULL ORDER BY id LIMIT $2) AS r
          WHERE changes.id = r.id",
     )
-    .bind(last - pending)
+    .bind(last)
+    .bind(limit)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected() as i64;
+    if numbered > 0 {
+        sqlx::query("UPDATE change_counter SET last = last + $1 WHERE id = 1")
+            .bind(numbered)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(numbered)
+}
+
+/// PostgreSQL: numbers changes after their writers commit, one numbering
+/// transaction at a time across every replica (the counter row's lock).
+///
+/// Writers append unnumbered rows and commit concurrently. A numbering
+/// transaction takes the counter row, sees every change committed by then and
+/// numbers them in id order; it commits before the next one can start, so
+/// when a consumer sees change N, every change below N is committed and
+/// visible. Two writers of one (customer, product) take turns (a lock on the
+/// pair), so the later one's id is the larger and their order in the log is
+/// their commit order. Writers wait for the run that follows their commit
+/// before answering, so a 2xx means the change is in the log; a tick numbers
+/// whatever a crashed replica left.
+#[derive(Debug)]
+pub(super) struct Sequencer {
+    requested: std::sync::atomic::AtomicU64,
+    wake: tokio::sync::Notify,
+    done: tokio::sync::watch::Sender<u64>,
+}
+
+/// The most changes one numbering transaction takes.
+const NUMBER_BATCH: i64 = 10_000;
+
+/// How often every replica numbers what nobody is waiting for.
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a writer waits for its changes to be numbered before answering
+/// anyway: its write is committed; the sweep numbers them.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Sequencer {
+    pub(super) fn start(pool: sqlx::AnyPool) -> std::sync::Arc<Self> {
+        let sequencer = std::sync::Arc::new(Self {
+            requested: Default::default(),
+            wake: Default::default(),
+            done: tokio::sync::watch::Sender::new(0),
+        });
+        tokio::spawn(sequencer.clone().run(pool));
+        sequencer
+    }
+
+    /// Waits until every change committed before this call is numbered.
+    pub(super) async fn numbered(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let ticket = self.requested.fetch_add(1, SeqCst) + 1;
+        let mut done = self.done.subscribe();
+        self.wake.notify_one();
+        if tokio::time::timeout(WAIT, done.wait_for(|d| *d >= ticket))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "changes not yet numbered after 5 s; answering anyway (the write is committed)"
+            );
+        }
+    }
+
+    async fn run(self: std::sync::Arc<Self>, pool: sqlx::AnyPool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut failures = 0;
+        loop {
+            let _ = tokio::time::timeout(SWEEP, self.wake.notified()).await;
+            if pool.is_closed() {
+                return;
+            }
+            let target = self.requested.load(SeqCst);
+            match Self::number_committed(&pool).await {
+                Ok(()) => {
+                    failures = 0;
+                    self.done.send_replace(target);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "numbering changes failed; trying again");
+                    super::tx::backoff(failures).await;
+                    self.wake.notify_one();
+                }
+            }
+        }
+    }
+
+    async fn number_committed(pool: &sqlx::AnyPool) -> Result<()> {
+        loop {
+            // Cheap when there is nothing to number (a partial index).
+            let pending = sqlx::query("SELECT id FROM changes WHERE sequence IS NULL LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
+            if pending.is_none() {
+                return Ok(());
+            }
+            let mut tx = pool.begin().await?;
+            let numbered = number(&mut tx, NUMBER_BATCH).await?;
+            tx.commit().await?;
+            if numbered < NUMBER_BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Commits a transaction that may have appended changes. On SQLite its changes
+/// are numbered in it; on PostgreSQL the [`Sequencer`] numbers them after, and
+/// [`Sequencer::numbered`] waits for that.
+pub(super) async fn commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    sequencer: Option<&Sequencer>,
+) -> Result<()> {
+    if sequencer.is_none() {
+        seal(&mut tx).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -185,16 +332,24 @@ fn reason(raw: &str) -> Result<Reason> {
     Reason::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("reason {raw:?}")))
 }
 
-fn from_row(row: &AnyRow) -> Result<Change> {
-    let previous = match opt_text(row, "prev_reason")? {
-        Some(prev_reason) => Some(Answer {
-            entitled: sqlx::Row::try_get::<Option<i64>, _>(row, "prev_entitled")?.unwrap_or(0) != 0,
-            reason: reason(&prev_reason)?,
-            valid_until: opt_instant(row, "prev_valid_until")?,
-            plan: opt_text(row, "prev_plan")?,
-        }),
-        None => None,
+/// The answer in columns `{prefix}entitled`, `{prefix}reason`,
+/// `{prefix}valid_until` and `{prefix}plan`; `None` when the reason is NULL.
+pub(super) fn answer_in(row: &AnyRow, prefix: &str) -> Result<Option<Answer>> {
+    let Some(raw) = opt_text(row, &format!("{prefix}reason"))? else {
+        return Ok(None);
     };
+    Ok(Some(Answer {
+        entitled: sqlx::Row::try_get::<Option<i64>, _>(row, format!("{prefix}entitled").as_str())?
+            .unwrap_or(0)
+            != 0,
+        reason: reason(&raw)?,
+        valid_until: opt_instant(row, &format!("{prefix}valid_until"))?,
+        plan: opt_text(row, &format!("{prefix}plan"))?,
+    }))
+}
+
+fn from_row(row: &AnyRow) -> Result<Change> {
+    let previous = answer_in(row, "prev_")?;
     let kind = text(row, "cause_kind")?;
     let cause_source = match (
         opt_text(row, "cause_source_kind")?,
@@ -212,12 +367,8 @@ fn from_row(row: &AnyRow) -> Result<Change> {
         at: instant(row, "at")?,
         email: Email::parse(&text(row, "email")?)?,
         product: ProductKey::parse(&text(row, "product")?)?,
-        answer: Answer {
-            entitled: flag(row, "entitled")?,
-            reason: reason(&text(row, "reason")?)?,
-            valid_until: opt_instant(row, "valid_until")?,
-            plan: opt_text(row, "plan")?,
-        },
+        answer: answer_in(row, "")?
+            .ok_or_else(|| StoreError::Corrupt("a change without an answer".into()))?,
         previous,
         cause_kind: CauseKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("cause kind {kind:?}")))?,

@@ -88,8 +88,7 @@ impl Store {
             via,
         )
         .await?;
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 }

@@ -28,17 +28,14 @@ pub struct EntitlementRow {
 }
 
 impl EntitlementRow {
-    /// A row for a source, its window computed under `policy`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    /// A row for a source, to be written by [`replace_for_source`], which
+    /// computes its window under the product's policy.
+    pub(super) fn new(
         source_id: &str,
-        product: &ProductKey,
-        email: &Email,
-        integration: Option<&str>,
-        provider: Option<&str>,
+        (email, product): (&Email, &ProductKey),
+        (integration, provider): (Option<&str>, Option<&str>),
         plan: Option<&str>,
         facts: Facts,
-        policy: &Policy,
         changed_at: Instant,
     ) -> Self {
         Self {
@@ -49,7 +46,7 @@ impl EntitlementRow {
             provider: provider.map(str::to_owned),
             state: facts.state,
             plan: plan.map(str::to_owned),
-            window: access::window(&facts, policy),
+            window: None,
             facts,
             changed_at,
         }
@@ -121,75 +118,63 @@ impl Answer {
     }
 }
 
-/// Replaces every row of one source with `rows`, and appends to the change log
-/// every answer this changes: for each (customer, product) the source had or now
-/// has rows for, the answer at `cause.at` before and after.
+/// Replaces every row of one source with `rows` (their windows computed here,
+/// under the product's policy as this transaction reads it), and appends to the
+/// change log every answer this changes: for each (customer, product) the
+/// source had or now has rows for, the answer at `cause.at` before and after.
+///
+/// On PostgreSQL the pairs written are locked first (see [`lock`]): two
+/// writers of one pair take turns, so each compares against what the other
+/// committed and their changes enter the log in commit order.
+///
+/// The common case (the source's rows stay on the same pairs) is four
+/// statements: lock, read the pairs' rows and policies, upsert, append.
 pub(super) async fn replace_for_source(
     tx: &mut AnyConnection,
     kind: SourceKind,
     source_id: &str,
-    rows: &[EntitlementRow],
+    mut rows: Vec<EntitlementRow>,
     cause: &Cause<'_>,
 ) -> Result<()> {
-    let mut pairs: Vec<(Email, ProductKey)> = Vec::new();
-    for row in sqlx::query(
-        "SELECT email, product FROM entitlements WHERE source_kind = $1 AND source_id = $2",
-    )
-    .bind(kind.as_str())
-    .bind(source_id)
-    .fetch_all(&mut *tx)
-    .await?
-    {
-        pairs.push((
-            Email::parse(&text(&row, "email")?)?,
-            ProductKey::parse(&text(&row, "product")?)?,
-        ));
-    }
-    pairs.extend(rows.iter().map(|r| (r.email.clone(), r.product.clone())));
+    let mut pairs: Vec<(Email, ProductKey)> = rows
+        .iter()
+        .map(|r| (r.email.clone(), r.product.clone()))
+        .collect();
     pairs.sort();
     pairs.dedup();
-    let mut before = Vec::with_capacity(pairs.len());
-    for (email, product) in &pairs {
-        before.push(pair_rows(tx, email, product).await?);
+    lock(tx, &pairs).await?;
+    let mut seen = read_pairs(tx, &pairs, kind, source_id).await?;
+    let own = |r: &EntitlementRow| r.state.kind() == kind && r.source_id == source_id;
+    let moved = seen.own_rows > seen.rows.iter().flatten().filter(|r| own(r)).count() as i64;
+    if moved {
+        // The source leaves a pair (a subscription moved to another product or
+        // customer): that pair's answer changes too.
+        pairs.extend(source_pairs(tx, kind, source_id).await?);
+        pairs.sort();
+        pairs.dedup();
+        lock(tx, &pairs).await?;
+        seen = read_pairs(tx, &pairs, kind, source_id).await?;
+        sqlx::query("DELETE FROM entitlements WHERE source_kind = $1 AND source_id = $2")
+            .bind(kind.as_str())
+            .bind(source_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for row in &mut rows {
+        let policy = seen.policies.get(&row.product).cloned().unwrap_or_default();
+        row.window = access::window(&row.facts, &policy);
+    }
+    for row in &rows {
+        upsert(tx, row).await?;
     }
 
-    sqlx::query("DELETE FROM entitlements WHERE source_kind = $1 AND source_id = $2")
-        .bind(kind.as_str())
-        .bind(source_id)
-        .execute(&mut *tx)
-        .await?;
-    for row in rows {
-        let window = row.window;
-        sqlx::query(trusted(format!(
-            "INSERT INTO entitlements ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-        )))
-        .bind(row.state.kind().as_str())
-        .bind(row.source_id.as_str())
-        .bind(row.product.as_str())
-        .bind(row.email.as_str())
-        .bind(row.integration.as_deref())
-        .bind(row.provider.as_deref())
-        .bind(row.state.as_str())
-        .bind(row.plan.as_deref())
-        .bind(micros(row.facts.start))
-        .bind(opt_micros(row.facts.end))
-        .bind(i64::from(window.is_some()))
-        .bind(window.map(|w| micros(w.from)))
-        .bind(window.and_then(|w| opt_micros(w.until)))
-        .bind(window.and_then(|w| opt_micros(w.grace_from)))
-        .bind(micros(row.changed_at))
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    let this = |r: &EntitlementRow| r.state.kind() == kind && r.source_id == source_id;
     let compared: Vec<Compared<'_>> = pairs
         .iter()
-        .zip(&before)
-        .map(|((email, product), before)| {
+        .zip(&seen.rows)
+        .zip(seen.last)
+        .map(|(((email, product), before), last)| {
             let mut after: Vec<EntitlementRow> =
-                before.iter().filter(|r| !this(r)).cloned().collect();
+                before.iter().filter(|r| !own(r)).cloned().collect();
             after.extend(
                 rows.iter()
                     .filter(|r| &r.email == email && &r.product == product)
@@ -199,7 +184,7 @@ pub(super) async fn replace_for_source(
             Compared {
                 email,
                 product,
-                before: (!before.is_empty()).then(|| Answer::of(before, cause.at)),
+                before: last.or_else(|| (!before.is_empty()).then(|| Answer::of(before, cause.at))),
                 after: Answer::of(&after, cause.at),
             }
         })
@@ -208,23 +193,185 @@ pub(super) async fn replace_for_source(
     Ok(())
 }
 
-/// Every row of one customer and product, in the order access checks read them.
-async fn pair_rows(
+/// PostgreSQL only (SQLite has one writer at a time): locks `pairs` for the
+/// rest of the transaction, and their products in shared mode, which a policy
+/// change takes exclusively (see [`lock_product`]). Advisory locks on hashed
+/// keys: a collision costs a wait, never a wrong answer.
+async fn lock(tx: &mut AnyConnection, pairs: &[(Email, ProductKey)]) -> Result<()> {
+    if tx.backend_name() != "PostgreSQL" || pairs.is_empty() {
+        return Ok(());
+    }
+    let mut products: Vec<&ProductKey> = pairs.iter().map(|(_, p)| p).collect();
+    products.sort();
+    products.dedup();
+    let mut calls = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    for _ in &products {
+        calls.push(format!(
+            "pg_advisory_xact_lock_shared(1, hashtext(${}))",
+            next()
+        ));
+    }
+    for _ in pairs {
+        calls.push(format!(
+            "pg_advisory_xact_lock(2, hashtext(${} || chr(10) || ${}))",
+            next(),
+            next()
+        ));
+    }
+    let sql = format!("SELECT {}", calls.join(", "));
+    let mut query = sqlx::query(trusted(sql));
+    for product in &products {
+        query = query.bind(product.as_str());
+    }
+    for (email, product) in pairs {
+        query = query.bind(email.as_str()).bind(product.as_str());
+    }
+    query.execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// PostgreSQL only: locks a product against every writer of its rows, for a
+/// policy change (see [`lock`]).
+pub(super) async fn lock_product(tx: &mut AnyConnection, product: &ProductKey) -> Result<()> {
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(1, hashtext($1))")
+            .bind(product.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What [`read_pairs`] found: each pair's rows (in `pairs` order), the policy
+/// of each product configured, and how many rows the source has anywhere.
+struct Seen {
+    rows: Vec<Vec<EntitlementRow>>,
+    /// Each pair's last change in the log, in `pairs` order.
+    last: Vec<Option<Answer>>,
+    policies: std::collections::BTreeMap<ProductKey, Policy>,
+    own_rows: i64,
+}
+
+/// One statement: every row of `pairs`, their last changes, their products'
+/// policies, and the number of rows the source has.
+async fn read_pairs(
     tx: &mut AnyConnection,
-    email: &Email,
-    product: &ProductKey,
-) -> Result<Vec<EntitlementRow>> {
+    pairs: &[(Email, ProductKey)],
+    kind: SourceKind,
+    source_id: &str,
+) -> Result<Seen> {
+    let mut seen = Seen {
+        rows: vec![Vec::new(); pairs.len()],
+        last: vec![None; pairs.len()],
+        policies: Default::default(),
+        own_rows: 0,
+    };
+    if pairs.is_empty() {
+        return Ok(seen);
+    }
+    let keys: Vec<String> = (0..pairs.len())
+        .map(|i| format!("(${}, ${}, {i})", 3 + 2 * i, 4 + 2 * i))
+        .collect();
+    let columns: Vec<String> = COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c} AS {c}"))
+        .collect();
+    let sql = format!(
+        "SELECT k.column3 AS pair, p.key AS policy_key, {policy},
+             (SELECT COUNT(*) FROM entitlements WHERE source_kind = $1 AND source_id = $2) AS own_rows,
+             {last}, {columns}
+         FROM (VALUES {keys}) AS k
+         LEFT JOIN products p ON p.key = k.column2
+         LEFT JOIN changes l ON l.id = (SELECT MAX(id) FROM changes
+             WHERE product = k.column2 AND email = k.column1)
+         LEFT JOIN entitlements e ON e.email = k.column1 AND e.product = k.column2
+         ORDER BY k.column3, e.changed_at, e.source_id",
+        policy = super::products::POLICY_COLUMNS
+            .split(", ")
+            .map(|c| format!("p.{c} AS {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        last = changes::LAST_COLUMNS,
+        columns = columns.join(", "),
+        keys = keys.join(", "),
+    );
+    let mut query = sqlx::query(trusted(sql))
+        .bind(kind.as_str())
+        .bind(source_id);
+    for (email, product) in pairs {
+        query = query.bind(email.as_str()).bind(product.as_str());
+    }
+    for row in query.fetch_all(&mut *tx).await? {
+        let pair: i64 = sqlx::Row::try_get(&row, "pair")?;
+        let pair = usize::try_from(pair).map_err(|_| StoreError::Corrupt("pair index".into()))?;
+        seen.own_rows = sqlx::Row::try_get(&row, "own_rows")?;
+        seen.last[pair] = changes::answer_in(&row, "last_")?;
+        if opt_text(&row, "policy_key")?.is_some() {
+            let policy = super::products::policy_from_row(&row)?;
+            seen.policies.insert(pairs[pair].1.clone(), policy);
+        }
+        if opt_text(&row, "source_kind")?.is_some() {
+            seen.rows[pair].push(from_row(&row)?);
+        }
+    }
+    Ok(seen)
+}
+
+/// The pairs a source has rows for.
+async fn source_pairs(
+    tx: &mut AnyConnection,
+    kind: SourceKind,
+    source_id: &str,
+) -> Result<Vec<(Email, ProductKey)>> {
+    sqlx::query("SELECT email, product FROM entitlements WHERE source_kind = $1 AND source_id = $2")
+        .bind(kind.as_str())
+        .bind(source_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                Email::parse(&text(row, "email")?)?,
+                ProductKey::parse(&text(row, "product")?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Writes one row, over the source's row for the same product if there is one.
+async fn upsert(tx: &mut AnyConnection, row: &EntitlementRow) -> Result<()> {
+    let window = row.window;
     sqlx::query(trusted(format!(
-        "SELECT {COLUMNS} FROM entitlements WHERE email = $1 AND product = $2
-         ORDER BY changed_at, source_id"
+        "INSERT INTO entitlements ({COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (source_kind, source_id, product) DO UPDATE SET
+             email = $4, integration = $5, provider = $6, state = $7, plan = $8,
+             basis_start = $9, basis_end = $10, grants = $11, access_from = $12,
+             access_until = $13, grace_from = $14, changed_at = $15"
     )))
-    .bind(email.as_str())
-    .bind(product.as_str())
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    .bind(row.state.kind().as_str())
+    .bind(row.source_id.as_str())
+    .bind(row.product.as_str())
+    .bind(row.email.as_str())
+    .bind(row.integration.as_deref())
+    .bind(row.provider.as_deref())
+    .bind(row.state.as_str())
+    .bind(row.plan.as_deref())
+    .bind(micros(row.facts.start))
+    .bind(opt_micros(row.facts.end))
+    .bind(i64::from(window.is_some()))
+    .bind(window.map(|w| micros(w.from)))
+    .bind(window.and_then(|w| opt_micros(w.until)))
+    .bind(window.and_then(|w| opt_micros(w.grace_from)))
+    .bind(micros(row.changed_at))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Recomputes the window of every row of a product under a new policy, and
@@ -251,25 +398,16 @@ pub(super) async fn recompute_product(
             ..row.clone()
         })
         .collect();
-    for (row, new) in rows.iter().zip(&recomputed) {
-        if new.window == row.window {
-            continue;
-        }
-        let window = new.window;
-        sqlx::query(
-            "UPDATE entitlements SET grants = $1, access_from = $2, access_until = $3, grace_from = $4
-             WHERE source_kind = $5 AND source_id = $6 AND product = $7",
-        )
-        .bind(i64::from(window.is_some()))
-        .bind(window.map(|w| micros(w.from)))
-        .bind(window.and_then(|w| opt_micros(w.until)))
-        .bind(window.and_then(|w| opt_micros(w.grace_from)))
-        .bind(row.state.kind().as_str())
-        .bind(row.source_id.as_str())
-        .bind(product.as_str())
-        .execute(&mut *tx)
-        .await?;
+    let moved: Vec<&EntitlementRow> = rows
+        .iter()
+        .zip(&recomputed)
+        .filter(|(row, new)| new.window != row.window)
+        .map(|(_, new)| new)
+        .collect();
+    for chunk in moved.chunks(UPDATE_CHUNK) {
+        update_windows(tx, product, chunk).await?;
     }
+    let mut last = last_changes(tx, product).await?;
     // Rows come by customer: one comparison per customer, before and after.
     let mut compared = Vec::new();
     let mut start = 0;
@@ -278,12 +416,77 @@ pub(super) async fn recompute_product(
         compared.push(Compared {
             email: &customer[0].email,
             product,
-            before: Some(Answer::of(customer, cause.at)),
+            before: Some(
+                last.remove(customer[0].email.as_str())
+                    .unwrap_or_else(|| Answer::of(customer, cause.at)),
+            ),
             after: Answer::of(&recomputed[start..end], cause.at),
         });
         start = end;
     }
     changes::append(tx, cause, None, &compared).await?;
+    Ok(())
+}
+
+/// The last change of each customer of `product` in the log.
+async fn last_changes(
+    tx: &mut AnyConnection,
+    product: &ProductKey,
+) -> Result<std::collections::HashMap<String, Answer>> {
+    let mut last = std::collections::HashMap::new();
+    for row in sqlx::query(trusted(format!(
+        "SELECT l.email AS email, {} FROM changes l
+         WHERE l.id IN (SELECT MAX(id) FROM changes WHERE product = $1 GROUP BY email)",
+        changes::LAST_COLUMNS
+    )))
+    .bind(product.as_str())
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        if let Some(answer) = changes::answer_in(&row, "last_")? {
+            last.insert(text(&row, "email")?, answer);
+        }
+    }
+    Ok(last)
+}
+
+/// Rows per statement when windows are rewritten (6 parameters each, well
+/// under both engines' limits).
+const UPDATE_CHUNK: usize = 500;
+
+/// Rewrites the windows of `rows` (all of `product`) in one statement.
+async fn update_windows(
+    tx: &mut AnyConnection,
+    product: &ProductKey,
+    rows: &[&EntitlementRow],
+) -> Result<()> {
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let p = 2 + 6 * i;
+            let params: Vec<String> = (p..p + 6).map(|n| format!("${n}")).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE entitlements SET grants = v.column3, access_from = v.column4,
+             access_until = v.column5, grace_from = v.column6
+         FROM (VALUES {}) AS v
+         WHERE entitlements.product = $1 AND entitlements.source_kind = v.column1
+             AND entitlements.source_id = v.column2",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(trusted(sql)).bind(product.as_str());
+    for row in rows {
+        let window = row.window;
+        query = query
+            .bind(row.state.kind().as_str())
+            .bind(row.source_id.as_str())
+            .bind(i64::from(window.is_some()))
+            .bind(window.map(|w| micros(w.from)))
+            .bind(window.and_then(|w| opt_micros(w.until)))
+            .bind(window.and_then(|w| opt_micros(w.grace_from)));
+    }
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -4,9 +4,10 @@ use sqlx::any::AnyRow;
 
 use super::changes::{Cause, CauseKind};
 use super::entitlements::{EntitlementRow, replace_for_source};
+use super::tx::{Attempt, retrying};
 use super::{Result, Store, instant, micros, new_id, opt_instant, opt_micros, text};
 use crate::domain::access::{Facts, SourceKind, SourceState};
-use crate::domain::{Email, Instant, Policy, ProductKey};
+use crate::domain::{Email, Instant, ProductKey};
 
 /// A grant as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +41,8 @@ fn from_row(row: &AnyRow) -> Result<Grant> {
 fn entitlement(grant: &Grant, changed_at: Instant) -> EntitlementRow {
     EntitlementRow::new(
         &grant.id,
-        &grant.product,
-        &grant.email,
-        None,
-        None,
+        (&grant.email, &grant.product),
+        (None, None),
         None,
         Facts {
             state: SourceState::Grant {
@@ -52,8 +51,6 @@ fn entitlement(grant: &Grant, changed_at: Instant) -> EntitlementRow {
             start: grant.valid_from,
             end: grant.valid_until,
         },
-        // A grant's window is its own: product policies do not change it.
-        &Policy::default(),
         changed_at,
     )
 }
@@ -79,38 +76,41 @@ impl Store {
             created_at: now,
             revoked_at: None,
         };
-        let _turn = self.write_turn().await;
+        retrying!(self, self.create_grant_attempt(&grant))?;
+        Ok(grant)
+    }
+
+    async fn create_grant_attempt(&self, grant: &Grant) -> std::result::Result<(), Attempt> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO grants (id, email, product, valid_from, valid_until, reason, created_at, revoked_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
         )
         .bind(grant.id.as_str())
-        .bind(email.as_str())
-        .bind(product.as_str())
-        .bind(micros(valid_from))
-        .bind(opt_micros(valid_until))
-        .bind(reason)
-        .bind(micros(now))
+        .bind(grant.email.as_str())
+        .bind(grant.product.as_str())
+        .bind(micros(grant.valid_from))
+        .bind(opt_micros(grant.valid_until))
+        .bind(grant.reason.as_str())
+        .bind(micros(grant.created_at))
         .execute(&mut *tx)
         .await?;
         let cause = Cause {
             kind: CauseKind::Grant,
             delivery_id: None,
             event: Some("granted"),
-            at: now,
+            at: grant.created_at,
         };
         replace_for_source(
             &mut tx,
             SourceKind::Grant,
             &grant.id,
-            &[entitlement(&grant, now)],
+            vec![entitlement(grant, grant.created_at)],
             &cause,
         )
         .await?;
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
-        Ok(grant)
+        self.commit(tx).await?;
+        Ok(())
     }
 
     /// Grants, newest first, optionally for one customer.
@@ -151,7 +151,14 @@ impl Store {
     /// `None` when there is no such grant; a grant already revoked is returned
     /// as it is.
     pub async fn revoke_grant(&self, id: &str, now: Instant) -> Result<Option<Grant>> {
-        let _turn = self.write_turn().await;
+        retrying!(self, self.revoke_attempt(id, now))
+    }
+
+    async fn revoke_attempt(
+        &self,
+        id: &str,
+        now: Instant,
+    ) -> std::result::Result<Option<Grant>, Attempt> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(micros(now))
@@ -178,12 +185,11 @@ impl Store {
             &mut tx,
             SourceKind::Grant,
             &grant.id,
-            &[entitlement(&grant, changed_at)],
+            vec![entitlement(&grant, changed_at)],
             &cause,
         )
         .await?;
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(grant))
     }
 }

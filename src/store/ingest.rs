@@ -82,8 +82,7 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             let result =
                 register_in(&mut tx, integration, external_id, buyer, now, reparse).await?;
-            super::changes::seal(&mut tx).await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             Ok(result)
         })
     }
@@ -119,8 +118,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let effect = apply(&mut tx, integration, replay, via).await?;
         record_attempt(&mut tx, delivery_id, via.at, "replay", &effect).await?;
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Recorded {
             delivery_id: delivery_id.to_owned(),
             outcome: effect.outcome,
@@ -146,8 +144,7 @@ impl Store {
     ) -> std::result::Result<Recorded, Attempt> {
         let mut tx = self.pool.begin().await?;
         let recorded = attempt_in(&mut tx, inbound, what).await?;
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(recorded)
     }
 }
@@ -264,7 +261,14 @@ async fn apply_order(
     let (order, seq) = match (current, buyer) {
         (Some(current), _) => {
             let next = decision.next.unwrap_or(current.snapshot);
-            let seq = orders::update(tx, &current, &next, decision.next.is_some(), via.at).await?;
+            let seq = orders::update(
+                tx,
+                &current,
+                &next,
+                (current.version + 1, decision.next.is_some()),
+                via.at,
+            )
+            .await?;
             (current, seq)
         }
         (None, Some(buyer)) if decision.next.is_some() => {
@@ -331,11 +335,12 @@ async fn register_in(
     if let Some(existing) = orders::load(tx, integration.id.as_str(), external_id).await? {
         return Ok((existing, false));
     }
-    let pending = order::Snapshot {
+    let registered = order::register();
+    let pending = registered.next.unwrap_or(order::Snapshot {
         state: order::State::Pending,
         paid_at: None,
-    };
-    let mut order = orders::insert(
+    });
+    let inserted = orders::insert(
         tx,
         integration,
         external_id,
@@ -345,20 +350,14 @@ async fn register_in(
         now,
     )
     .await?;
-    let registered = order::Decision {
-        outcome: Outcome::Applied,
-        reason: Some("registered by the SaaS backend".into()),
-        from: None,
-        to: Some(order::State::Pending),
-        next: Some(pending),
-    };
     orders::record_history(
         tx,
-        &order.id,
+        &inserted.id,
         1,
         &orders::history_entry("registered", &registered, now, None, "registration"),
     )
     .await?;
+    let mut order = inserted.clone();
 
     let waiting = sqlx::query(
         "SELECT id, body, received_at FROM deliveries
@@ -403,14 +402,9 @@ async fn register_in(
         }
         last_applied = Some(delivery_id);
     }
-    sqlx::query("UPDATE orders SET state = $1, paid_at = $2, version = $3 WHERE id = $4")
-        .bind(order.snapshot.state.as_str())
-        .bind(super::opt_micros(order.snapshot.paid_at))
-        .bind(seq)
-        .bind(order.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    order.version = seq;
+    // The waiting deliveries' decisions, written as one compare-and-set, like
+    // every other change of an order.
+    order.version = orders::update(tx, &inserted, &order.snapshot, (seq, true), now).await?;
     let snapshot = order.snapshot;
     let cause = Cause {
         kind: CauseKind::Registration,

@@ -96,6 +96,8 @@ pub struct Store {
     writer: writer::Queue,
     /// Group commits so far, and the deliveries they took.
     commits: std::sync::Arc<writer::Commits>,
+    /// PostgreSQL: numbers the change log after commits (see `changes`).
+    sequencer: Option<std::sync::Arc<changes::Sequencer>>,
 }
 
 impl Store {
@@ -135,11 +137,13 @@ impl Store {
             .await?;
         let (queue, jobs) = writer::queue();
         let store = Self {
-            pool,
+            pool: pool.clone(),
             engine,
             write_lock: (engine == Engine::Sqlite).then(|| std::sync::Arc::new(Mutex::new(()))),
             writer: queue,
             commits: std::sync::Arc::default(),
+            sequencer: (engine == Engine::Postgres)
+                .then(|| changes::Sequencer::start(pool.clone())),
         };
         let writers = match engine {
             Engine::Sqlite => 1,
@@ -162,6 +166,22 @@ impl Store {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Commits a write that may have changed answers; once this returns, its
+    /// changes are in the log, numbered.
+    async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        changes::commit(tx, self.sequencer.as_deref()).await?;
+        self.numbered().await;
+        Ok(())
+    }
+
+    /// Waits until every change committed so far is numbered (PostgreSQL; on
+    /// SQLite they are numbered in their transactions).
+    async fn numbered(&self) {
+        if let Some(sequencer) = &self.sequencer {
+            sequencer.numbered().await;
+        }
     }
 
     /// Takes the in-process write turn (SQLite only).

@@ -199,21 +199,24 @@ pub(super) async fn insert(
     })
 }
 
-/// Compare-and-set of an order's state on its version.
+/// Compare-and-set of an order's state on its version: `current` becomes
+/// `next` at `version` (the number of its history entries); `updated_at`
+/// moves to `now` when `changed`.
 pub(super) async fn update(
     tx: &mut AnyConnection,
     current: &OrderRecord,
     next: &Snapshot,
-    changed: bool,
+    (version, changed): (i64, bool),
     now: Instant,
 ) -> std::result::Result<i64, Attempt> {
     let updated_at = if changed { now } else { current.updated_at };
     let done = sqlx::query(
-        "UPDATE orders SET state = $1, paid_at = $2, version = version + 1, updated_at = $3
-         WHERE id = $4 AND version = $5",
+        "UPDATE orders SET state = $1, paid_at = $2, version = $3, updated_at = $4
+         WHERE id = $5 AND version = $6",
     )
     .bind(next.state.as_str())
     .bind(opt_micros(next.paid_at))
+    .bind(version)
     .bind(micros(updated_at))
     .bind(current.id.as_str())
     .bind(current.version)
@@ -222,7 +225,7 @@ pub(super) async fn update(
     if done.rows_affected() != 1 {
         return Err(Attempt::Retry);
     }
-    Ok(current.version + 1)
+    Ok(version)
 }
 
 /// Rewrites an order's entitlement rows: one per product.
@@ -235,24 +238,20 @@ pub(super) async fn write_entitlements(
     let changed_at = cause.at;
     let mut rows = Vec::with_capacity(order.products.len());
     for product in &order.products {
-        let policy = super::products::policy_in(tx, product).await?;
         rows.push(EntitlementRow::new(
             &order.id,
-            product,
-            &order.email,
-            Some(&order.integration),
-            Some(&order.provider),
+            (&order.email, product),
+            (Some(&order.integration), Some(&order.provider)),
             None,
             Facts {
                 state: SourceState::Order(snapshot.state),
                 start: snapshot.paid_at.unwrap_or(order.created_at),
                 end: None,
             },
-            &policy,
             changed_at,
         ));
     }
-    replace_for_source(tx, SourceKind::Order, &order.id, &rows, cause).await
+    replace_for_source(tx, SourceKind::Order, &order.id, rows, cause).await
 }
 
 /// A history entry for an order event.

@@ -2,6 +2,7 @@
 
 use sqlx::any::AnyRow;
 
+use super::tx::{Attempt, retrying};
 use super::{Result, Store, StoreError, flag, instant, micros, text, trusted};
 use crate::domain::{CanceledAccess, Instant, Policy, ProductKey};
 
@@ -17,17 +18,26 @@ pub struct Product {
 const COLUMNS: &str = "key, grace_period_seconds, suspended_access, canceled_access, \
                        purchase_access_seconds, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<Product> {
+/// The columns a policy is read from.
+pub(super) const POLICY_COLUMNS: &str =
+    "grace_period_seconds, suspended_access, canceled_access, purchase_access_seconds";
+
+/// A policy from a row that has [`POLICY_COLUMNS`].
+pub(super) fn policy_from_row(row: &AnyRow) -> Result<Policy> {
     let canceled = text(row, "canceled_access")?;
+    Ok(Policy {
+        grace_period_seconds: sqlx::Row::try_get(row, "grace_period_seconds")?,
+        suspended_access: flag(row, "suspended_access")?,
+        canceled_access: CanceledAccess::parse(&canceled)
+            .ok_or_else(|| StoreError::Corrupt(format!("canceled_access {canceled:?}")))?,
+        purchase_access_seconds: sqlx::Row::try_get(row, "purchase_access_seconds")?,
+    })
+}
+
+fn from_row(row: &AnyRow) -> Result<Product> {
     Ok(Product {
         key: ProductKey::parse(&text(row, "key")?)?,
-        policy: Policy {
-            grace_period_seconds: sqlx::Row::try_get(row, "grace_period_seconds")?,
-            suspended_access: flag(row, "suspended_access")?,
-            canceled_access: CanceledAccess::parse(&canceled)
-                .ok_or_else(|| StoreError::Corrupt(format!("canceled_access {canceled:?}")))?,
-            purchase_access_seconds: sqlx::Row::try_get(row, "purchase_access_seconds")?,
-        },
+        policy: policy_from_row(row)?,
         created_at: instant(row, "created_at")?,
         updated_at: instant(row, "updated_at")?,
     })
@@ -42,8 +52,20 @@ impl Store {
         policy: &Policy,
         now: Instant,
     ) -> Result<(Product, bool)> {
-        let _turn = self.write_turn().await;
+        retrying!(self, self.put_product_attempt(key, policy, now))
+    }
+
+    async fn put_product_attempt(
+        &self,
+        key: &ProductKey,
+        policy: &Policy,
+        now: Instant,
+    ) -> std::result::Result<(Product, bool), Attempt> {
         let mut tx = self.pool.begin().await?;
+        // Every writer of this product's rows waits until this commits, and
+        // this waits for those under way: the recompute below sees them all,
+        // and they all see the new policy.
+        super::entitlements::lock_product(&mut tx, key).await?;
         let row = sqlx::query(trusted(format!(
             "INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (key) DO UPDATE SET grace_period_seconds = $2, suspended_access = $3,
@@ -66,8 +88,7 @@ impl Store {
             at: now,
         };
         super::entitlements::recompute_product(&mut tx, key, policy, &cause).await?;
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         let created = product.created_at == now && product.updated_at == now;
         Ok((product, created))
     }
@@ -94,18 +115,4 @@ impl Store {
         .map(from_row)
         .collect()
     }
-}
-
-/// The policy of a product inside a transaction: configured, or the defaults.
-pub(super) async fn policy_in(tx: &mut sqlx::AnyConnection, key: &ProductKey) -> Result<Policy> {
-    let row = sqlx::query(trusted(format!(
-        "SELECT {COLUMNS} FROM products WHERE key = $1"
-    )))
-    .bind(key.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(match row {
-        Some(row) => from_row(&row)?.policy,
-        None => Policy::default(),
-    })
 }

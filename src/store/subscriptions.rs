@@ -77,19 +77,15 @@ async fn write_entitlement(
     cause: &Cause<'_>,
 ) -> Result<()> {
     let changed_at = cause.at;
-    let policy = super::products::policy_in(tx, &snapshot.product).await?;
     let row = EntitlementRow::new(
         id,
-        &snapshot.product,
-        &snapshot.email,
-        Some(integration),
-        Some(provider),
+        (&snapshot.email, &snapshot.product),
+        (Some(integration), Some(provider)),
         snapshot.plan.as_deref(),
         snapshot_facts(snapshot),
-        &policy,
         changed_at,
     );
-    replace_for_source(tx, SourceKind::Subscription, id, &[row], cause).await
+    replace_for_source(tx, SourceKind::Subscription, id, vec![row], cause).await
 }
 
 /// The facts a subscription's entitlement window is computed from.

@@ -189,6 +189,7 @@ impl Store {
                 jobs.iter().map(|_| InBatch::Again).collect()
             }
         };
+        let mut answers = Vec::with_capacity(jobs.len());
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             let answer = match outcome {
                 InBatch::Recorded(recorded) => Ok(recorded),
@@ -199,10 +200,19 @@ impl Store {
                         .await
                 }
             };
-            // The sender may have gone (the client hung up): the delivery is
-            // stored all the same.
-            let _ = job.reply.send(answer);
+            answers.push((job.reply, answer));
         }
+        // The answers go once the batch's changes are in the log; meanwhile
+        // this writer takes the next batch.
+        let store = self.clone();
+        tokio::spawn(async move {
+            store.numbered().await;
+            for (reply, answer) in answers {
+                // The sender may have gone (the client hung up): the delivery
+                // is stored all the same.
+                let _ = reply.send(answer);
+            }
+        });
     }
 
     /// One transaction, one savepoint per delivery.
@@ -229,8 +239,7 @@ impl Store {
                 }
             }
         }
-        super::changes::seal(&mut tx).await?;
-        tx.commit().await?;
+        super::changes::commit(tx, self.sequencer.as_deref()).await?;
         let taken = outcomes
             .iter()
             .filter(|o| matches!(o, InBatch::Recorded(_)))
