@@ -47,7 +47,7 @@ pub async fn receive(
     delivery: Delivery<'_>,
 ) -> Result<(Integration, Recorded), IngestError> {
     let integration = store
-        .integration(delivery.integration)
+        .integration_for_delivery(delivery.integration)
         .await?
         .filter(|i| i.enabled)
         .ok_or_else(|| IngestError::UnknownIntegration(delivery.integration.to_owned()))?;

@@ -1,11 +1,11 @@
 -- The change log: one row each time what an access check answers for one
 -- (customer, product) changes, written in the transaction that causes it.
--- A transaction appends its changes unnumbered (sequence NULL) and, as its
--- last step, numbers them from one counter row, which it then holds until it
--- commits: sequences increase in commit order with no gaps (a rolled-back
--- transaction takes its numbers back with it), so a consumer that has seen
--- change N has seen every change below N. Holding the counter only for that
--- last step keeps concurrent writers concurrent.
+-- Sequences come from one counter row and increase in commit order with no
+-- gaps, so a consumer that has seen change N has seen every change below N.
+-- SQLite (one writer at a time) numbers a change as it is appended; on
+-- PostgreSQL writers append unnumbered rows (sequence NULL) and commit
+-- concurrently, and one numbering transaction at a time, holding the counter
+-- row, numbers what has committed (src/store/changes.rs, `Sequencer`).
 CREATE TABLE change_counter (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     last  INTEGER NOT NULL

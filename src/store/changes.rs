@@ -107,11 +107,11 @@ pub(super) struct Compared<'a> {
 pub(super) const LAST_COLUMNS: &str = "l.entitled AS last_entitled, l.reason AS last_reason, \
      l.valid_until AS last_valid_until, l.plan AS last_plan";
 
-/// Changes per INSERT (16 parameters each, well under both engines' limits).
+/// Changes per INSERT (17 parameters each, well under both engines' limits).
 const APPEND_CHUNK: usize = 200;
 
 /// Appends the changes among `compared` (those whose answer differs),
-/// unnumbered: [`commit`] numbers them (see [`Sequencer`]). Returns
+/// numbered on SQLite, unnumbered on PostgreSQL (see [`Sequencer`]). Returns
 /// how many.
 pub(super) async fn append(
     tx: &mut AnyConnection,
@@ -124,16 +124,34 @@ pub(super) async fn append(
         .filter(|c| c.before.as_ref() != Some(&c.after))
         .filter(|c| c.before.is_some() || c.after.reason != Reason::NoEntitlement)
         .collect();
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    // SQLite has one writer at a time: its changes are numbered as they are
+    // appended (a rolled-back savepoint takes its numbers back with it).
+    // PostgreSQL's are numbered after commit, by the [`Sequencer`].
+    let mut next = if tx.backend_name() == "SQLite" {
+        let last: i64 = sqlx::Row::try_get(
+            &sqlx::query("UPDATE change_counter SET last = last + $1 WHERE id = 1 RETURNING last")
+                .bind(changed.len() as i64)
+                .fetch_one(&mut *tx)
+                .await?,
+            "last",
+        )?;
+        Some(last - changed.len() as i64 + 1)
+    } else {
+        None
+    };
     for chunk in changed.chunks(APPEND_CHUNK) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = 1 + 16 * i;
-                let params: Vec<String> = (p..p + 16).map(|n| format!("${n}")).collect();
+                let p = 1 + 17 * i;
+                let params: Vec<String> = (p..p + 17).map(|n| format!("${n}")).collect();
                 format!("({})", params.join(", "))
             })
             .collect();
         let sql = format!(
-            "INSERT INTO changes (at, email, product, entitled, reason, valid_until, plan,
+            "INSERT INTO changes (sequence, at, email, product, entitled, reason, valid_until, plan,
                  prev_entitled, prev_reason, prev_valid_until, prev_plan,
                  cause_kind, cause_delivery, cause_source_kind, cause_source_id, cause_event)
              VALUES {}",
@@ -142,7 +160,10 @@ pub(super) async fn append(
         let mut query = sqlx::query(super::trusted(sql));
         for change in chunk {
             let before = change.before.as_ref();
+            let sequence = next;
+            next = next.map(|n| n + 1);
             query = query
+                .bind(sequence)
                 .bind(micros(cause.at))
                 .bind(change.email.as_str())
                 .bind(change.product.as_str())
@@ -165,24 +186,8 @@ pub(super) async fn append(
     Ok(changed.len())
 }
 
-/// SQLite: numbers the transaction's unnumbered changes from the counter, in
-/// the order they were appended, as the last step before the commit. SQLite
-/// has one writer at a time, so this costs no concurrency.
-async fn seal(tx: &mut AnyConnection) -> Result<()> {
-    let pending: i64 = sqlx::Row::try_get(
-        &sqlx::query("SELECT COUNT(*) AS n FROM changes WHERE sequence IS NULL")
-            .fetch_one(&mut *tx)
-            .await?,
-        "n",
-    )?;
-    if pending > 0 {
-        number(tx, pending).await?;
-    }
-    Ok(())
-}
-
-/// Numbers up to `limit` committed (or, on SQLite, this transaction's)
-/// unnumbered changes in id order, continuing the counter. Returns how many.
+/// PostgreSQL: numbers up to `limit` committed unnumbered changes in id
+/// order, continuing the counter. Returns how many.
 async fn number(tx: &mut AnyConnection, limit: i64) -> Result<i64> {
     let last: i64 = sqlx::Row::try_get(
         // Takes the counter row (on PostgreSQL, until the commit).
@@ -308,20 +313,6 @@ impl Sequencer {
             }
         }
     }
-}
-
-/// Commits a transaction that may have appended changes. On SQLite its changes
-/// are numbered in it; on PostgreSQL the [`Sequencer`] numbers them after, and
-/// [`Sequencer::numbered`] waits for that.
-pub(super) async fn commit(
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
-    sequencer: Option<&Sequencer>,
-) -> Result<()> {
-    if sequencer.is_none() {
-        seal(&mut tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 const COLUMNS: &str = "sequence, at, email, product, entitled, reason, valid_until, plan, \

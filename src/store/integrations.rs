@@ -84,9 +84,24 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let integration = from_row(&row)?;
+        self.integrations.keep(integration.clone());
         let created =
             integration.created_at == integration.updated_at && integration.created_at == now;
         Ok((integration, created))
+    }
+
+    /// An integration as deliveries see it: from memory when this replica read
+    /// it less than [`INTEGRATION_FRESH`] ago or changed it since. A change on
+    /// another replica reaches this one within that time.
+    pub async fn integration_for_delivery(&self, id: &str) -> Result<Option<Integration>> {
+        if let Some(fresh) = self.integrations.fresh(id) {
+            return Ok(Some(fresh));
+        }
+        let read = self.integration(id).await?;
+        if let Some(integration) = &read {
+            self.integrations.keep(integration.clone());
+        }
+        Ok(read)
     }
 
     pub async fn integration(&self, id: &str) -> Result<Option<Integration>> {
@@ -119,6 +134,40 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.integrations.forget(id);
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// How long a replica uses an integration it read without reading it again.
+pub const INTEGRATION_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Integrations recently read, by id: a delivery's first lookup, before any
+/// transaction, without a round trip. Bounded by the integrations configured
+/// (only found ones are kept).
+#[derive(Debug, Default)]
+pub(super) struct Cache {
+    kept: std::sync::RwLock<std::collections::HashMap<String, (Integration, std::time::Instant)>>,
+}
+
+impl Cache {
+    fn fresh(&self, id: &str) -> Option<Integration> {
+        let kept = self.kept.read().unwrap_or_else(|e| e.into_inner());
+        kept.get(id)
+            .filter(|(_, at)| at.elapsed() < INTEGRATION_FRESH)
+            .map(|(integration, _)| integration.clone())
+    }
+
+    fn keep(&self, integration: Integration) {
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        kept.insert(
+            integration.id.to_string(),
+            (integration, std::time::Instant::now()),
+        );
+    }
+
+    fn forget(&self, id: &str) {
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        kept.remove(id);
     }
 }

@@ -50,12 +50,6 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_scale.sql"),
         postgres: include_str!("../../migrations/postgres/0006_scale.sql"),
     },
-    Migration {
-        version: 7,
-        description: "last change by pair",
-        sqlite: include_str!("../../migrations/sqlite/0007_last_change.sql"),
-        postgres: include_str!("../../migrations/postgres/0007_last_change.sql"),
-    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

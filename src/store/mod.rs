@@ -96,6 +96,8 @@ pub struct Store {
     writer: writer::Queue,
     /// Group commits so far, and the deliveries they took.
     commits: std::sync::Arc<writer::Commits>,
+    /// Integrations deliveries looked up lately.
+    integrations: std::sync::Arc<integrations::Cache>,
     /// PostgreSQL: numbers the change log after commits (see `changes`).
     sequencer: Option<std::sync::Arc<changes::Sequencer>>,
 }
@@ -121,7 +123,8 @@ impl Store {
                         Box::pin(async move {
                             sqlx::raw_sql(
                                 "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA cache_size = -16384;",
                             )
                             .execute(conn)
                             .await?;
@@ -129,7 +132,8 @@ impl Store {
                         })
                     }),
             ),
-            Engine::Postgres => (url.to_owned(), AnyPoolOptions::new().max_connections(16)),
+            // Writers, the sequencer and reads.
+            Engine::Postgres => (url.to_owned(), AnyPoolOptions::new().max_connections(32)),
         };
         let pool = options
             .acquire_timeout(Duration::from_secs(10))
@@ -142,14 +146,15 @@ impl Store {
             write_lock: (engine == Engine::Sqlite).then(|| std::sync::Arc::new(Mutex::new(()))),
             writer: queue,
             commits: std::sync::Arc::default(),
+            integrations: std::sync::Arc::default(),
             sequencer: (engine == Engine::Postgres)
                 .then(|| changes::Sequencer::start(pool.clone())),
         };
-        let writers = match engine {
-            Engine::Sqlite => 1,
-            Engine::Postgres => writer::POSTGRES_WRITERS,
+        let (writers, batch) = match engine {
+            Engine::Sqlite => (1, writer::MAX_BATCH),
+            Engine::Postgres => (writer::POSTGRES_WRITERS, writer::POSTGRES_BATCH),
         };
-        writer::start(store.clone(), jobs, writers);
+        writer::start(store.clone(), jobs, writers, batch);
         Ok(store)
     }
 
@@ -171,7 +176,7 @@ impl Store {
     /// Commits a write that may have changed answers; once this returns, its
     /// changes are in the log, numbered.
     async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
-        changes::commit(tx, self.sequencer.as_deref()).await?;
+        tx.commit().await?;
         self.numbered().await;
         Ok(())
     }

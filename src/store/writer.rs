@@ -7,8 +7,8 @@
 //! whenever its previous batch is committed: under load batches grow by
 //! themselves, and a lone delivery waits for nobody. SQLite has one writer (the
 //! engine takes one write transaction at a time anyway); PostgreSQL has
-//! [`POSTGRES_WRITERS`], since there a round trip, not the fsync, is what a
-//! delivery waits for. A delivery a batch cannot take (a lost race with another
+//! [`POSTGRES_WRITERS`] taking up to [`POSTGRES_BATCH`] each, since there a
+//! round trip, not the fsync, is what a delivery waits for. A delivery a batch cannot take (a lost race with another
 //! batch or replica, a batch whose commit failed) is applied again on its own,
 //! with the usual retries.
 
@@ -24,7 +24,13 @@ use crate::domain::{Instant, order};
 pub const MAX_BATCH: usize = 64;
 
 /// Writer tasks on PostgreSQL: batches in flight at once.
-pub const POSTGRES_WRITERS: usize = 6;
+pub const POSTGRES_WRITERS: usize = 12;
+
+/// The most deliveries one PostgreSQL transaction takes: there a batch's
+/// statements run one round trip after another on one connection, and the
+/// server groups concurrent commits' WAL flushes by itself, so small batches
+/// on many connections beat one large one.
+pub const POSTGRES_BATCH: usize = 4;
 
 /// How many deliveries may wait for the writer before senders wait too.
 const QUEUE: usize = 1024;
@@ -120,11 +126,12 @@ pub(super) struct Job {
 /// The queue in front of the writer task.
 pub(super) type Queue = mpsc::Sender<Job>;
 
-/// Starts `writers` writer tasks of `store`, all fed by one queue.
-pub(super) fn start(store: Store, jobs: mpsc::Receiver<Job>, writers: usize) {
+/// Starts `writers` writer tasks of `store`, all fed by one queue, each
+/// committing up to `batch` deliveries at once.
+pub(super) fn start(store: Store, jobs: mpsc::Receiver<Job>, writers: usize, batch: usize) {
     let jobs = std::sync::Arc::new(tokio::sync::Mutex::new(jobs));
     for _ in 0..writers.max(1) {
-        tokio::spawn(run(store.clone(), jobs.clone()));
+        tokio::spawn(run(store.clone(), jobs.clone(), batch.clamp(1, MAX_BATCH)));
     }
 }
 
@@ -132,7 +139,11 @@ pub(super) fn queue() -> (Queue, mpsc::Receiver<Job>) {
     mpsc::channel(QUEUE)
 }
 
-async fn run(store: Store, jobs: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+async fn run(
+    store: Store,
+    jobs: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    most: usize,
+) {
     loop {
         let batch = {
             // One writer at a time takes from the queue: what waits, at once.
@@ -140,9 +151,9 @@ async fn run(store: Store, jobs: std::sync::Arc<tokio::sync::Mutex<mpsc::Receive
             let Some(first) = jobs.recv().await else {
                 return;
             };
-            let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut batch = Vec::with_capacity(most);
             batch.push(first);
-            while batch.len() < MAX_BATCH {
+            while batch.len() < most {
                 match jobs.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
@@ -239,7 +250,7 @@ impl Store {
                 }
             }
         }
-        super::changes::commit(tx, self.sequencer.as_deref()).await?;
+        tx.commit().await?;
         let taken = outcomes
             .iter()
             .filter(|o| matches!(o, InBatch::Recorded(_)))
