@@ -143,19 +143,12 @@ pub(super) async fn append(
         None
     };
     for chunk in changed.chunks(APPEND_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = 1 + 17 * i;
-                let params: Vec<String> = (p..p + 17).map(|n| format!("${n}")).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO changes (sequence, at, email, product, entitled, reason, valid_until, plan,
                  prev_entitled, prev_reason, prev_valid_until, prev_plan,
                  cause_kind, cause_delivery, cause_source_kind, cause_source_id, cause_event)
              VALUES {}",
-            values.join(", ")
+            super::values_list(chunk.len(), 17, 1)
         );
         let mut query = sqlx::query(super::trusted(sql));
         for change in chunk {

@@ -460,20 +460,13 @@ async fn update_windows(
     product: &ProductKey,
     rows: &[&EntitlementRow],
 ) -> Result<()> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p = 2 + 6 * i;
-            let params: Vec<String> = (p..p + 6).map(|n| format!("${n}")).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     let sql = format!(
         "UPDATE entitlements SET grants = v.column3, access_from = v.column4,
              access_until = v.column5, grace_from = v.column6
          FROM (VALUES {}) AS v
          WHERE entitlements.product = $1 AND entitlements.source_kind = v.column1
              AND entitlements.source_id = v.column2",
-        values.join(", ")
+        super::values_list(rows.len(), 6, 2)
     );
     let mut query = sqlx::query(trusted(sql)).bind(product.as_str());
     for row in rows {

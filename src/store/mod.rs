@@ -242,6 +242,19 @@ fn opt_micros(at: Option<Instant>) -> Option<i64> {
 }
 
 /// SQL assembled from constants and numbered placeholders, never from values.
+/// The placeholders of a multi-row `VALUES` list: `rows` tuples of `width`
+/// parameters each, numbered from `$first`: `($1, $2), ($3, $4)`.
+fn values_list(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|i| {
+            let p = first + width * i;
+            let params: Vec<String> = (p..p + width).map(|n| format!("${n}")).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
