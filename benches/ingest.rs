@@ -11,10 +11,18 @@
 //!   connection layer, the router, authentication, parsing, the state machine,
 //!   the group commit), each answered only after its commit.
 //!
+//! - Reads: access checks against a bare axum handler, at 1k and 1M
+//!   subscriptions (see `support/reads.rs`).
+//!
 //! `cargo bench --bench ingest` (SQLite in a temporary directory; set
 //! `ENTITLED_BENCH_POSTGRES_URL` to an empty database to measure PostgreSQL
-//! too; `ENTITLED_BENCH_DELIVERIES`, default 4000). Prints a table; asserts
+//! too; `ENTITLED_BENCH_DELIVERIES`, default 4000;
+//! `ENTITLED_BENCH_READ_LEVELS`, subscriptions for the reads, default
+//! `1000,1000000`, empty to skip them). Needs `wrk`. Prints tables; asserts
 //! nothing.
+
+#[path = "support/reads.rs"]
+mod reads;
 
 use std::time::{Duration, Instant};
 
@@ -45,13 +53,70 @@ fn main() {
         "| engine | engine limit (commits/s) | ingest (deliveries/s) | ratio | p50 | p99 | non-2xx |"
     );
     println!("|---|---|---|---|---|---|---|");
+    let levels: Vec<usize> = std::env::var("ENTITLED_BENCH_READ_LEVELS")
+        .unwrap_or_else(|_| "1000,1000000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let postgres = std::env::var("ENTITLED_BENCH_POSTGRES_URL").ok();
     runtime.block_on(async {
         let limit = sqlite_commit_rate(&dir).await;
         let url = format!("sqlite://{}/bench.db", dir.display());
         report("SQLite", limit, ingest(&url, deliveries).await);
-        if let Ok(url) = std::env::var("ENTITLED_BENCH_POSTGRES_URL") {
-            let limit = postgres_commit_rate(&url).await;
-            report("PostgreSQL", limit, ingest(&url, deliveries).await);
+        if let Some(url) = &postgres {
+            let limit = postgres_commit_rate(url).await;
+            report("PostgreSQL", limit, ingest(url, deliveries).await);
+        }
+        if levels.is_empty() {
+            return;
+        }
+        let mut rows = Vec::new();
+        let url = format!("sqlite://{}/reads.db?mode=rwc", dir.display());
+        for level in reads::run(&url, &dir, &levels).await {
+            rows.push(("SQLite", level));
+        }
+        if let Some(base) = &postgres {
+            // A schema of its own: the ingest run's rows stay out of it.
+            let schema = format!("reads_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = sqlx::AnyConnection::connect(base).await.expect("postgres");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut admin)
+                .await
+                .expect("schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+            for level in reads::run(&url, &dir, &levels).await {
+                rows.push(("PostgreSQL", level));
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut admin)
+                .await
+                .expect("drop schema");
+        }
+        println!();
+        println!(
+            "| engine | subscriptions | bare axum (rps) | GET /v1/access (rps) | ratio | p50 at half rate | p99 at half rate | p99 vs first level | ready after start | RSS | non-2xx |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for (engine, level) in &rows {
+            let first = rows
+                .iter()
+                .find(|(e, _)| e == engine)
+                .map(|(_, l)| l.p99)
+                .unwrap_or(level.p99);
+            println!(
+                "| {engine} | {} | {:.0} | {:.0} | {:.2}x | {:.2} ms | {:.2} ms | {:.2}x | {:.1} s | {:.0} MiB | {} |",
+                level.subscriptions,
+                level.bare,
+                level.rate,
+                level.rate / level.bare,
+                level.p50.as_secs_f64() * 1000.0,
+                level.p99.as_secs_f64() * 1000.0,
+                level.p99.as_secs_f64() / first.as_secs_f64(),
+                level.ready.as_secs_f64(),
+                level.rss_mib,
+                level.failures
+            );
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -243,7 +308,10 @@ struct Client {
 
 impl Client {
     async fn connect(addr: std::net::SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).expect("nodelay");
         Self {
             stream,

@@ -36,17 +36,31 @@ pub enum Error {
 }
 
 /// Sets up tracing: `RUST_LOG` filters (default `info`), `format` shapes lines.
-pub fn init_logging(format: LogFormat) {
+/// Lines go to stderr through a non-blocking writer (a dedicated thread), so
+/// a request never waits on the terminal or the log collector; keep the guard
+/// until exit, which flushes what is buffered. When more than
+/// [`LOG_BUFFER_LINES`] lines wait, new ones are dropped rather than slowing
+/// requests down.
+pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .thread_name("entitled-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Pretty => builder.init(),
     }
+    guard
 }
+
+/// Log lines buffered before new ones are dropped.
+pub const LOG_BUFFER_LINES: usize = 128_000;
 
 /// `entitled migrate`.
 pub async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
@@ -135,6 +149,9 @@ async fn run_clock(store: Store, retention: Retention) {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(dropped, "clock: dropped changes past their retention"),
             Err(e) => tracing::warn!(error = %e, "clock: could not drop old changes"),
+        }
+        if let Err(e) = store.drop_old_touches(now).await {
+            tracing::warn!(error = %e, "clock: could not drop old read-model touches");
         }
         let horizon = domain::add_seconds(now, -retention.delivery_bodies.whole_seconds());
         match store

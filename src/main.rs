@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    entitled::init_logging(format);
+    let _log = entitled::init_logging(format);
     let result = match cli.command {
         Command::Serve(args) => entitled::serve(args).await,
         Command::Migrate(args) => entitled::migrate(args).await,

@@ -8,15 +8,28 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+use std::collections::{HashMap, HashSet};
+
+use crate::domain::access::Reason;
+
+/// Label sets are fixed-size arrays of static names and values: recording a
+/// sample allocates nothing.
+type Labels = [(&'static str, &'static str); 2];
+type ProviderLabel = [(&'static str, &'static str); 1];
+/// `method`, `route`; `status`.
+type RequestLabels = ([(&'static str, &'static str); 2], [(&'static str, u16); 1]);
 
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
     deliveries: Family<Labels, Counter>,
-    auth_failures: Family<Labels, Counter>,
-    access_checks: Family<Labels, Counter>,
-    requests: Family<Labels, Histogram, fn() -> Histogram>,
+    auth_failures: Family<ProviderLabel, Counter>,
+    /// One counter per reason, made up front: a check takes no lock to count.
+    access_checks: Vec<Counter>,
+    requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// This instance among others in the process (tests make several), for
+    /// the per-thread caches of request histograms.
+    id: u64,
     group_commits: Counter,
     group_committed: Counter,
     /// Two scrapes at once must not both add the same difference.
@@ -49,20 +62,34 @@ impl Metrics {
             "Authenticated webhook deliveries, by provider and outcome",
             deliveries.clone(),
         );
-        let auth_failures = Family::<Labels, Counter>::default();
+        let auth_failures = Family::<ProviderLabel, Counter>::default();
         registry.register(
             "webhook_auth_failures",
             "Webhook requests refused for failed authentication (nothing stored), by provider",
             auth_failures.clone(),
         );
-        let access_checks = Family::<Labels, Counter>::default();
+        let checks = Family::<Labels, Counter>::default();
         registry.register(
             "access_checks",
             "Access decisions answered, by result (entitled or denied) and reason",
-            access_checks.clone(),
+            checks.clone(),
         );
-        let requests =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let access_checks = Reason::ALL
+            .iter()
+            .map(|reason| {
+                let result = if reason.grants() {
+                    "entitled"
+                } else {
+                    "denied"
+                };
+                checks
+                    .get_or_create(&[("result", result), ("reason", reason.as_str())])
+                    .clone()
+            })
+            .collect();
+        let requests = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency, by method, route and status",
@@ -89,42 +116,51 @@ impl Metrics {
             auth_failures,
             access_checks,
             requests,
+            id: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
-    pub fn delivery(&self, provider: &str, outcome: &str) {
+    pub fn delivery(&self, provider: &'static str, outcome: &'static str) {
         self.deliveries
-            .get_or_create(&vec![
-                ("provider", provider.to_owned()),
-                ("outcome", outcome.to_owned()),
-            ])
+            .get_or_create(&[("provider", provider), ("outcome", outcome)])
             .inc();
     }
 
-    pub fn auth_failure(&self, provider: &str) {
+    pub fn auth_failure(&self, provider: &'static str) {
         self.auth_failures
-            .get_or_create(&vec![("provider", provider.to_owned())])
+            .get_or_create(&[("provider", provider)])
             .inc();
     }
 
-    pub fn access_check(&self, entitled: bool, reason: &str) {
-        let result = if entitled { "entitled" } else { "denied" };
-        self.access_checks
-            .get_or_create(&vec![
-                ("result", result.to_owned()),
-                ("reason", reason.to_owned()),
-            ])
-            .inc();
+    pub fn access_check(&self, reason: Reason) {
+        if let Some(counter) = Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.access_checks.get(i))
+        {
+            counter.inc();
+        }
     }
 
+    /// One request's latency. The histogram of each (method, route, status)
+    /// is looked up in the family once per thread, then kept in a per-thread
+    /// cache: no lock is taken per request.
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&vec![
-                ("method", bounded_method(method).to_owned()),
-                ("route", route.to_owned()),
-                ("status", status.to_string()),
-            ])
-            .observe(seconds);
+        let method = bounded_method(method);
+        REQUEST_HISTOGRAMS.with_borrow_mut(|cache| {
+            let by_route = cache.entry((self.id, method, status)).or_default();
+            if let Some(histogram) = by_route.get(route) {
+                histogram.observe(seconds);
+                return;
+            }
+            let labels = (
+                [("method", method), ("route", route_label(route))],
+                [("status", status)],
+            );
+            let histogram = self.requests.get_or_create(&labels).clone();
+            histogram.observe(seconds);
+            by_route.insert(route.into(), histogram);
+        });
     }
 
     /// Brings the group-commit counters up to the store's figures.
@@ -150,6 +186,34 @@ impl Metrics {
     /// The Prometheus text exposition (`text/plain; version=0.0.4`).
     pub fn render(&self) -> String {
         openmetrics_to_text(&self.render_openmetrics())
+    }
+}
+
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Request histograms by (metrics instance, method, status), then route.
+type HistogramCache = HashMap<(u64, &'static str, u16), HashMap<Box<str>, Histogram>>;
+
+thread_local! {
+    static REQUEST_HISTOGRAMS: std::cell::RefCell<HistogramCache> = Default::default();
+}
+
+/// Route templates as static label values. Routes are the router's own
+/// templates (or `unmatched`), a bounded set: each is stored once for the
+/// life of the process.
+fn route_label(route: &str) -> &'static str {
+    static ROUTES: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
+    let mut routes = ROUTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let routes = routes.get_or_insert_with(HashSet::new);
+    match routes.get(route) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(route.into());
+            routes.insert(leaked);
+            leaked
+        }
     }
 }
 
@@ -235,7 +299,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.delivery("zid", "noted");
         metrics.auth_failure("zid");
-        metrics.access_check(true, "active");
+        metrics.access_check(Reason::Active);
         metrics.request("GET", "/healthz", 200, 0.001);
         for text in [metrics.render(), metrics.render_openmetrics()] {
             for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {

@@ -236,6 +236,14 @@ impl Reason {
             Self::NoEntitlement => "no_entitlement",
         }
     }
+
+    /// Whether an answer with this reason is entitled.
+    pub fn grants(self) -> bool {
+        matches!(
+            self,
+            Self::Active | Self::GracePeriod | Self::Purchase | Self::Grant
+        )
+    }
 }
 
 /// The answer to "is this customer entitled to this product at `at`?".

@@ -180,9 +180,7 @@ async fn check(
     let at = at_param(query.at.as_deref())?;
     let rows = state.store.entitlement_rows(&email, Some(&product)).await?;
     let answer = answer(&email, &product, &rows, at);
-    state
-        .metrics
-        .access_check(answer.entitled, answer.reason.as_str());
+    state.metrics.access_check(answer.reason);
     Ok(Json(answer))
 }
 

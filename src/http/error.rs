@@ -139,6 +139,7 @@ impl ApiError {
                 "Malformed webhook payload",
             ),
             Self::Unavailable
+            | Self::Store(StoreError::NotReady)
             | Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
             | Self::Store(StoreError::Contention(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +153,9 @@ impl ApiError {
             ),
         };
         let detail = match self {
+            Self::Store(StoreError::NotReady) => {
+                "this replica is still loading from storage; try again".to_owned()
+            }
             // Never show storage internals.
             Self::Store(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
                 "storage is unavailable; try again".to_owned()

@@ -99,13 +99,17 @@ async fn healthz() -> Json<Health> {
     tag = "health",
     responses(
         (status = 200, description = "`{\"status\": \"ready\"}`", body = Health),
-        (status = 503, description = "Storage does not answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage does not answer, or this replica has not caught up with it", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    if let Err(e) = state.store.ping().await {
-        tracing::warn!(error = %e, "not ready: storage does not answer");
-        return Err(ApiError::Unavailable);
+    match state.store.ping().await {
+        Ok(()) => {}
+        Err(e @ crate::store::StoreError::NotReady) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: storage does not answer");
+            return Err(ApiError::Unavailable);
+        }
     }
     Ok(Json(Health { status: "ready" }))
 }

@@ -179,34 +179,42 @@ pub(super) async fn append(
     Ok(changed.len())
 }
 
-/// PostgreSQL: numbers up to `limit` committed unnumbered changes in id
-/// order, continuing the counter. Returns how many.
+/// PostgreSQL: numbers up to `limit` committed unnumbered changes, and as
+/// many entitlement touches (see `reads`), each in id order, continuing their
+/// counters. Returns the larger count.
 async fn number(tx: &mut AnyConnection, limit: i64) -> Result<i64> {
-    let last: i64 = sqlx::Row::try_get(
-        // Takes the counter row (on PostgreSQL, until the commit).
-        &sqlx::query("UPDATE change_counter SET last = last WHERE id = 1 RETURNING last")
+    // Takes the counter row (on PostgreSQL, until the commit).
+    let counter =
+        sqlx::query("UPDATE change_counter SET last = last WHERE id = 1 RETURNING last, touches")
             .fetch_one(&mut *tx)
-            .await?,
-        "last",
-    )?;
-    let numbered = sqlx::query(
-        "UPDATE changes SET sequence = $1 + r.rn
-         FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM changes
-               WHERE sequence IS NULL ORDER BY id LIMIT $2) AS r
-         WHERE changes.id = r.id",
-    )
-    .bind(last)
-    .bind(limit)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
-    if numbered > 0 {
-        sqlx::query("UPDATE change_counter SET last = last + $1 WHERE id = 1")
-            .bind(numbered)
-            .execute(&mut *tx)
             .await?;
+    let mut counts = [0; 2];
+    for (count, (table, column)) in counts
+        .iter_mut()
+        .zip([("changes", "last"), ("entitlement_touches", "touches")])
+    {
+        *count = sqlx::query(super::trusted(format!(
+            "UPDATE {table} SET sequence = $1 + r.rn
+             FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM {table}
+                   WHERE sequence IS NULL ORDER BY id LIMIT $2) AS r
+             WHERE {table}.id = r.id"
+        )))
+        .bind(sqlx::Row::try_get::<i64, _>(&counter, column)?)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
     }
-    Ok(numbered)
+    if counts != [0, 0] {
+        sqlx::query(
+            "UPDATE change_counter SET last = last + $1, touches = touches + $2 WHERE id = 1",
+        )
+        .bind(counts[0])
+        .bind(counts[1])
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(counts[0].max(counts[1]))
 }
 
 /// PostgreSQL: numbers changes after their writers commit, one numbering
@@ -221,11 +229,9 @@ async fn number(tx: &mut AnyConnection, limit: i64) -> Result<i64> {
 /// their commit order. Writers wait for the run that follows their commit
 /// before answering, so a 2xx means the change is in the log; a tick numbers
 /// whatever a crashed replica left.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Sequencer {
-    requested: std::sync::atomic::AtomicU64,
-    wake: tokio::sync::Notify,
-    done: tokio::sync::watch::Sender<u64>,
+    runs: super::runs::Runs,
 }
 
 /// The most changes one numbering transaction takes.
@@ -240,25 +246,14 @@ const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Sequencer {
     pub(super) fn start(pool: sqlx::AnyPool) -> std::sync::Arc<Self> {
-        let sequencer = std::sync::Arc::new(Self {
-            requested: Default::default(),
-            wake: Default::default(),
-            done: tokio::sync::watch::Sender::new(0),
-        });
+        let sequencer = std::sync::Arc::new(Self::default());
         tokio::spawn(sequencer.clone().run(pool));
         sequencer
     }
 
     /// Waits until every change committed before this call is numbered.
     pub(super) async fn numbered(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        let ticket = self.requested.fetch_add(1, SeqCst) + 1;
-        let mut done = self.done.subscribe();
-        self.wake.notify_one();
-        if tokio::time::timeout(WAIT, done.wait_for(|d| *d >= ticket))
-            .await
-            .is_err()
-        {
+        if !self.runs.wait(WAIT).await {
             tracing::warn!(
                 "changes not yet numbered after 5 s; answering anyway (the write is committed)"
             );
@@ -266,24 +261,22 @@ impl Sequencer {
     }
 
     async fn run(self: std::sync::Arc<Self>, pool: sqlx::AnyPool) {
-        use std::sync::atomic::Ordering::SeqCst;
         let mut failures = 0;
         loop {
-            let _ = tokio::time::timeout(SWEEP, self.wake.notified()).await;
+            let ticket = self.runs.next(SWEEP).await;
             if pool.is_closed() {
                 return;
             }
-            let target = self.requested.load(SeqCst);
             match Self::number_committed(&pool).await {
                 Ok(()) => {
                     failures = 0;
-                    self.done.send_replace(target);
+                    self.runs.finished(ticket);
                 }
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "numbering changes failed; trying again");
                     super::tx::backoff(failures).await;
-                    self.wake.notify_one();
+                    self.runs.again();
                 }
             }
         }
@@ -291,10 +284,14 @@ impl Sequencer {
 
     async fn number_committed(pool: &sqlx::AnyPool) -> Result<()> {
         loop {
-            // Cheap when there is nothing to number (a partial index).
-            let pending = sqlx::query("SELECT id FROM changes WHERE sequence IS NULL LIMIT 1")
-                .fetch_optional(pool)
-                .await?;
+            // Cheap when there is nothing to number (partial indexes).
+            let pending = sqlx::query(
+                "SELECT id FROM changes WHERE sequence IS NULL
+                 UNION ALL SELECT id FROM entitlement_touches WHERE sequence IS NULL
+                 LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?;
             if pending.is_none() {
                 return Ok(());
             }

@@ -190,6 +190,9 @@ pub(super) async fn replace_for_source(
         })
         .collect();
     changes::append(tx, cause, Some((kind, source_id)), &compared).await?;
+    let mut emails: Vec<&Email> = pairs.iter().map(|(email, _)| email).collect();
+    emails.dedup();
+    super::reads::touch_customers(tx, &emails).await?;
     Ok(())
 }
 
@@ -425,6 +428,7 @@ pub(super) async fn recompute_product(
         start = end;
     }
     changes::append(tx, cause, None, &compared).await?;
+    super::reads::touch_product(tx, product).await?;
     Ok(())
 }
 
@@ -483,9 +487,85 @@ async fn update_windows(
     Ok(())
 }
 
+/// The order answers list rows in: by product, then change time, then source
+/// id, each compared as bytes (so the database's collation does not matter).
+pub(super) fn in_answer_order(rows: &mut [EntitlementRow]) {
+    rows.sort_by(|a, b| {
+        (a.product.as_str(), a.changed_at, a.source_id.as_str()).cmp(&(
+            b.product.as_str(),
+            b.changed_at,
+            b.source_id.as_str(),
+        ))
+    });
+}
+
+/// Up to `limit` rows after `after` (source kind, source id, product) in key
+/// order: the whole table, a page at a time.
+pub(super) async fn page(
+    pool: &sqlx::AnyPool,
+    after: Option<&(String, String, String)>,
+    limit: i64,
+) -> Result<Vec<EntitlementRow>> {
+    let rows = match after {
+        None => {
+            sqlx::query(trusted(format!(
+                "SELECT {COLUMNS} FROM entitlements
+                 ORDER BY source_kind, source_id, product LIMIT $1"
+            )))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        Some((kind, id, product)) => {
+            sqlx::query(trusted(format!(
+                "SELECT {COLUMNS} FROM entitlements
+                 WHERE (source_kind, source_id, product) > ($1, $2, $3)
+                 ORDER BY source_kind, source_id, product LIMIT $4"
+            )))
+            .bind(kind.as_str())
+            .bind(id.as_str())
+            .bind(product.as_str())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// Every row of the customers `emails`.
+pub(super) async fn of_customers(
+    pool: &sqlx::AnyPool,
+    emails: &[String],
+) -> Result<Vec<EntitlementRow>> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=emails.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM entitlements WHERE email IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(trusted(sql));
+    for email in emails {
+        query = query.bind(email.as_str());
+    }
+    query.fetch_all(pool).await?.iter().map(from_row).collect()
+}
+
 impl Store {
-    /// A customer's rows, for one product or all of them, oldest change first.
+    /// A customer's rows, for one product or all of them, in answer order,
+    /// from this replica's read model (see `reads`): no database round trip.
     pub async fn entitlement_rows(
+        &self,
+        email: &Email,
+        product: Option<&ProductKey>,
+    ) -> Result<Vec<EntitlementRow>> {
+        self.reads.rows(email, product).await
+    }
+
+    /// The same rows read from the database (the read model's reference).
+    pub async fn stored_entitlement_rows(
         &self,
         email: &Email,
         product: Option<&ProductKey>,
@@ -493,8 +573,7 @@ impl Store {
         let rows = match product {
             Some(product) => {
                 sqlx::query(trusted(format!(
-                    "SELECT {COLUMNS} FROM entitlements WHERE email = $1 AND product = $2
-                     ORDER BY changed_at, source_id"
+                    "SELECT {COLUMNS} FROM entitlements WHERE email = $1 AND product = $2"
                 )))
                 .bind(email.as_str())
                 .bind(product.as_str())
@@ -503,14 +582,15 @@ impl Store {
             }
             None => {
                 sqlx::query(trusted(format!(
-                    "SELECT {COLUMNS} FROM entitlements WHERE email = $1
-                     ORDER BY product, changed_at, source_id"
+                    "SELECT {COLUMNS} FROM entitlements WHERE email = $1"
                 )))
                 .bind(email.as_str())
                 .fetch_all(&self.pool)
                 .await?
             }
         };
-        rows.iter().map(from_row).collect()
+        let mut rows = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        in_answer_order(&mut rows);
+        Ok(rows)
     }
 }

@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_scale.sql"),
         postgres: include_str!("../../migrations/postgres/0006_scale.sql"),
     },
+    Migration {
+        version: 7,
+        description: "reads",
+        sqlite: include_str!("../../migrations/sqlite/0007_reads.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_reads.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

@@ -14,6 +14,8 @@ mod integrations;
 mod migrate;
 mod orders;
 mod products;
+mod reads;
+mod runs;
 mod subscriptions;
 mod tokens;
 mod tx;
@@ -74,6 +76,8 @@ pub enum StoreError {
     Contention(u32),
     #[error("the writer has stopped")]
     WriterStopped,
+    #[error("the read model is still loading")]
+    NotReady,
 }
 
 impl From<InvalidValue> for StoreError {
@@ -100,6 +104,8 @@ pub struct Store {
     integrations: std::sync::Arc<integrations::Cache>,
     /// PostgreSQL: numbers the change log after commits (see `changes`).
     sequencer: Option<std::sync::Arc<changes::Sequencer>>,
+    /// What checks read: rows and tokens in memory (see `reads`).
+    reads: std::sync::Arc<reads::ReadModel>,
 }
 
 impl Store {
@@ -108,6 +114,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self> {
         let store = Self::connect_without_migrating(url).await?;
         store.migrate().await?;
+        store.reads.start(store.pool.clone());
         Ok(store)
     }
 
@@ -149,6 +156,7 @@ impl Store {
             integrations: std::sync::Arc::default(),
             sequencer: (engine == Engine::Postgres)
                 .then(|| changes::Sequencer::start(pool.clone())),
+            reads: std::sync::Arc::default(),
         };
         let (writers, batch) = match engine {
             Engine::Sqlite => (1, writer::MAX_BATCH),
@@ -162,10 +170,27 @@ impl Store {
         self.engine
     }
 
-    /// Readiness: the database answers a query.
+    /// Readiness: the database answers a query and the read model has
+    /// caught up (loaded, and followed within the last seconds).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if !self.reads.ready() {
+            return Err(StoreError::NotReady);
+        }
         Ok(())
+    }
+
+    /// Waits (at most `limit`) until this replica's read model is ready: tests
+    /// and benchmarks that start a store and query it at once.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.reads.ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -174,19 +199,21 @@ impl Store {
     }
 
     /// Commits a write that may have changed answers; once this returns, its
-    /// changes are in the log, numbered.
+    /// changes are in the log, numbered, and this replica's checks show it.
     async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
         tx.commit().await?;
-        self.numbered().await;
+        self.settled().await;
         Ok(())
     }
 
     /// Waits until every change committed so far is numbered (PostgreSQL; on
-    /// SQLite they are numbered in their transactions).
-    async fn numbered(&self) {
+    /// SQLite they are numbered in their transactions) and the read model
+    /// shows every write committed so far.
+    async fn settled(&self) {
         if let Some(sequencer) = &self.sequencer {
             sequencer.numbered().await;
         }
+        self.reads.caught_up().await;
     }
 
     /// Takes the in-process write turn (SQLite only).

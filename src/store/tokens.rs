@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 
 use super::{Result, Store, StoreError, instant, micros, new_id, text};
 use crate::domain::Instant;
-use crate::secret::{Secret, constant_time_eq, hash_token};
+use crate::secret::{Secret, hash_token};
 
 /// What a token may reach.
 #[derive(
@@ -52,7 +52,7 @@ pub struct Token {
 /// The name of the token `ENTITLED_ADMIN_TOKEN` (or the generated one) is stored as.
 pub const BOOTSTRAP_NAME: &str = "bootstrap";
 
-fn from_row(row: &AnyRow) -> Result<Token> {
+pub(super) fn from_row(row: &AnyRow) -> Result<Token> {
     let scope = text(row, "scope")?;
     Ok(Token {
         id: text(row, "id")?,
@@ -84,26 +84,13 @@ impl Store {
         .bind(micros(now))
         .fetch_one(&self.pool)
         .await?;
+        self.reads.reload_tokens(&self.pool).await?;
         from_row(&row)
     }
 
     /// The token a request presented, if it is one of ours.
     pub async fn authenticate_token(&self, presented: &str) -> Result<Option<Token>> {
-        let hash = hash_token(presented.as_bytes());
-        let row = sqlx::query(
-            "SELECT id, name, scope, token_hash, created_at FROM api_tokens WHERE token_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row)
-                if constant_time_eq(text(&row, "token_hash")?.as_bytes(), hash.as_bytes()) =>
-            {
-                Ok(Some(from_row(&row)?))
-            }
-            _ => Ok(None),
-        }
+        self.reads.token(&hash_token(presented.as_bytes())).await
     }
 
     /// Makes the bootstrap admin token work. With `configured` (from
@@ -133,6 +120,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            self.reads.reload_tokens(&self.pool).await?;
             return Ok(None);
         }
         let admins: i64 = sqlx::Row::try_get(
@@ -169,6 +157,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.reads.reload_tokens(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -217,7 +217,7 @@ impl Store {
         // this writer takes the next batch.
         let store = self.clone();
         tokio::spawn(async move {
-            store.numbered().await;
+            store.settled().await;
             for (reply, answer) in answers {
                 // The sender may have gone (the client hung up): the delivery
                 // is stored all the same.

@@ -104,6 +104,10 @@ impl TestApp {
             )
             .await
             .expect("admin token");
+        assert!(
+            store.wait_ready(std::time::Duration::from_secs(30)).await,
+            "the read model did not load"
+        );
         let router = app(AppState::new(store.clone(), settings));
         Some(Self {
             router,
