@@ -18,8 +18,8 @@
 //! `ENTITLED_BENCH_POSTGRES_URL` to an empty database to measure PostgreSQL
 //! too; `ENTITLED_BENCH_DELIVERIES`, default 4000;
 //! `ENTITLED_BENCH_READ_LEVELS`, subscriptions for the reads, default
-//! `1000,1000000`, empty to skip them). Needs `wrk`. Prints tables; asserts
-//! nothing.
+//! `1000,1000000`, empty to skip them; `ENTITLED_BENCH_KEEP` keeps the
+//! SQLite files). Needs `wrk`. Prints tables; asserts nothing.
 
 #[path = "support/reads.rs"]
 mod reads;
@@ -119,7 +119,11 @@ fn main() {
             );
         }
     });
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("ENTITLED_BENCH_KEEP").is_some() {
+        eprintln!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 struct Ingest {

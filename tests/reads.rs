@@ -349,6 +349,22 @@ async fn random_lifecycles_are_answered_from_memory_exactly_as_from_the_database
         sources = assert_everyone_as_stored(&app, step, now).await;
     }
     assert!(sources >= 5, "the run built some state: {sources} sources");
+
+    // A replica started now loads the same rows in one scan.
+    let replica = entitled::store::Store::connect(&app.url).await.unwrap();
+    assert!(replica.wait_ready(std::time::Duration::from_secs(30)).await);
+    for customer in CUSTOMERS {
+        let email = Email::parse(customer).unwrap();
+        assert_eq!(
+            replica.entitlement_rows(&email, None).await.unwrap(),
+            app.store
+                .stored_entitlement_rows(&email, None)
+                .await
+                .unwrap(),
+            "{customer}'s rows as a fresh replica loads them"
+        );
+    }
+    replica.close().await;
 }
 
 async fn zaypay(app: &TestApp, body: Vec<u8>) {

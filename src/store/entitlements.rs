@@ -502,7 +502,7 @@ pub(super) fn in_answer_order(rows: &mut [EntitlementRow]) {
 /// Up to `limit` rows after `after` (source kind, source id, product) in key
 /// order: the whole table, a page at a time.
 pub(super) async fn page(
-    pool: &sqlx::AnyPool,
+    conn: &mut AnyConnection,
     after: Option<&(String, String, String)>,
     limit: i64,
 ) -> Result<Vec<EntitlementRow>> {
@@ -513,7 +513,7 @@ pub(super) async fn page(
                  ORDER BY source_kind, source_id, product LIMIT $1"
             )))
             .bind(limit)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?
         }
         Some((kind, id, product)) => {
@@ -526,11 +526,38 @@ pub(super) async fn page(
             .bind(id.as_str())
             .bind(product.as_str())
             .bind(limit)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?
         }
     };
     rows.iter().map(from_row).collect()
+}
+
+/// SQLite: up to `limit` rows after `after` in key order, as one JSON array
+/// of arrays (source kind, source id, product, email, integration, provider,
+/// state, plan, basis start, basis end, changed at): one row crosses from the
+/// database's thread instead of thousands.
+pub(super) async fn json_page(
+    conn: &mut AnyConnection,
+    after: Option<&(String, String, String)>,
+    limit: i64,
+) -> Result<String> {
+    let (kind, id, product) = after
+        .map(|(k, i, p)| (k.as_str(), i.as_str(), p.as_str()))
+        .unwrap_or(("", "", ""));
+    let row = sqlx::query(
+        "SELECT json_group_array(json_array(source_kind, source_id, product, email,
+                 integration, provider, state, plan, basis_start, basis_end, changed_at)) AS page
+         FROM (SELECT * FROM entitlements WHERE (source_kind, source_id, product) > ($1, $2, $3)
+               ORDER BY source_kind, source_id, product LIMIT $4)",
+    )
+    .bind(kind)
+    .bind(id)
+    .bind(product)
+    .bind(limit)
+    .fetch_one(&mut *conn)
+    .await?;
+    text(&row, "page")
 }
 
 /// Every row of the customers `emails`.

@@ -50,6 +50,23 @@ pub(super) async fn stored_policy(
     .transpose()
 }
 
+/// Every stored policy, by product.
+pub(super) async fn stored_policies(pool: &sqlx::AnyPool) -> Result<Vec<(ProductKey, Policy)>> {
+    sqlx::query(trusted(format!(
+        "SELECT key, {POLICY_COLUMNS} FROM products"
+    )))
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok((
+            ProductKey::parse(&text(row, "key")?)?,
+            policy_from_row(row)?,
+        ))
+    })
+    .collect()
+}
+
 fn from_row(row: &AnyRow) -> Result<Product> {
     Ok(Product {
         key: ProductKey::parse(&text(row, "key")?)?,

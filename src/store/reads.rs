@@ -37,7 +37,7 @@ use super::entitlements::{self, EntitlementRow};
 use super::runs::Runs;
 use super::tokens::{self, Token};
 use super::{Result, StoreError, micros, opt_text, text, time_fmt, trusted};
-use crate::domain::access::{Facts, SourceState, Window};
+use crate::domain::access::{Facts, SourceKind, SourceState};
 use crate::domain::{Email, Instant, Policy, ProductKey, access};
 
 /// How often the follower runs when no write on this replica asks for it.
@@ -114,7 +114,7 @@ impl super::Store {
 /// No name, in a [`Row`]'s name fields.
 const NO_NAME: u32 = u32::MAX;
 
-/// No instant, in a [`Row`]'s instant fields.
+/// No instant, in a [`Row`]'s `end`.
 const NO_INSTANT: i64 = i64::MIN;
 
 /// The names rows share (products, integrations, providers, plans), each
@@ -175,98 +175,188 @@ impl Names {
     }
 }
 
-/// A source id: UUIDs (every id this service makes) in 16 bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A source id: a UUID (every id this service makes) as its 16 bytes, or,
+/// for anything else, the id of the text among the [`Names`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SourceId {
     Uuid([u8; 16]),
-    Text(Box<str>),
+    Text(u32),
 }
 
 impl SourceId {
-    fn new(raw: &str) -> Self {
+    fn new(raw: &str, names: &Names) -> Result<Self> {
         if let Ok(uuid) = uuid::Uuid::try_parse(raw) {
             let mut canonical = [0; uuid::fmt::Hyphenated::LENGTH];
             // Only ids that read back as written: the answer shows them as stored.
             if uuid.hyphenated().encode_lower(&mut canonical) == raw {
-                return Self::Uuid(uuid.into_bytes());
+                return Ok(Self::Uuid(uuid.into_bytes()));
             }
         }
-        Self::Text(raw.into())
+        Ok(Self::Text(names.intern(Some(raw))?))
     }
 
-    fn to_text(&self) -> String {
+    fn to_text(self, names: &Names) -> String {
         match self {
-            Self::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().to_string(),
-            Self::Text(text) => text.to_string(),
+            Self::Uuid(bytes) => uuid::Uuid::from_bytes(bytes).hyphenated().to_string(),
+            Self::Text(id) => names.get(id).unwrap_or_default().to_owned(),
         }
     }
 
     /// The order of the stored text (canonical UUIDs sort as their bytes).
-    fn cmp_text(&self, other: &Self) -> std::cmp::Ordering {
+    fn cmp_text(self, other: Self, names: &Names) -> std::cmp::Ordering {
         match (self, other) {
-            (Self::Uuid(a), Self::Uuid(b)) => a.cmp(b),
-            _ => self.to_text().cmp(&other.to_text()),
+            (Self::Uuid(a), Self::Uuid(b)) => a.cmp(&b),
+            _ => self.to_text(names).cmp(&other.to_text(names)),
         }
     }
 }
 
-/// One entitlement row, compact.
+/// One entitlement row, compact: its facts, not its window, which is
+/// computed under the product's policy when it is read (what the database
+/// stores is that same computation: every write computes it under the policy
+/// it reads, and a policy change recomputes every row of its product).
 #[derive(Debug, Clone)]
 struct Row {
     id: SourceId,
-    state: SourceState,
+    changed_at: i64,
+    start: i64,
+    /// [`NO_INSTANT`] when there is none.
+    end: i64,
     product: u32,
     integration: u32,
     provider: u32,
     plan: u32,
-    changed_at: i64,
-    start: i64,
-    end: i64,
-    /// The window; `from` is [`NO_INSTANT`] when the row grants nothing.
-    from: i64,
-    until: i64,
-    grace_from: i64,
-}
-
-fn packed(at: Option<Instant>) -> i64 {
-    at.map_or(NO_INSTANT, micros)
-}
-
-fn unpacked(at: i64) -> Option<Instant> {
-    (at != NO_INSTANT).then(|| time_fmt::from_micros(at))
+    state: SourceState,
 }
 
 impl Row {
-    fn window(&self) -> Option<Window> {
-        unpacked(self.from).map(|from| Window {
-            from,
-            until: unpacked(self.until),
-            grace_from: unpacked(self.grace_from),
-        })
-    }
-
-    fn set_window(&mut self, window: Option<Window>) {
-        self.from = packed(window.map(|w| w.from));
-        self.until = packed(window.and_then(|w| w.until));
-        self.grace_from = packed(window.and_then(|w| w.grace_from));
-    }
-
     fn facts(&self) -> Facts {
         Facts {
             state: self.state,
             start: time_fmt::from_micros(self.start),
-            end: unpacked(self.end),
+            end: (self.end != NO_INSTANT).then(|| time_fmt::from_micros(self.end)),
         }
     }
 }
 
-type Customers = HashMap<Box<str>, Box<[Row]>>;
+/// A customer's rows; most customers have one, kept inline.
+#[derive(Debug)]
+enum Rows {
+    One(Row),
+    Many(Box<[Row]>),
+}
+
+impl Rows {
+    fn new(mut rows: Vec<Row>) -> Option<Self> {
+        match rows.len() {
+            0 => None,
+            1 => rows.pop().map(Self::One),
+            _ => Some(Self::Many(rows.into_boxed_slice())),
+        }
+    }
+
+    fn as_slice(&self) -> &[Row] {
+        match self {
+            Self::One(row) => std::slice::from_ref(row),
+            Self::Many(rows) => rows,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Customer {
+    email: Box<str>,
+    rows: Rows,
+}
+
+/// One part of the model: customers stored densely, found through a table of
+/// their positions by the email's hash; and a copy of every product's policy,
+/// so a check reads both under the one lock it takes.
+#[derive(Default)]
+struct Shard {
+    index: hashbrown::HashTable<u32>,
+    customers: Vec<Customer>,
+    policies: HashMap<u32, Policy>,
+}
+
+impl Shard {
+    fn get(&self, hash: u64, email: &str) -> Option<&Customer> {
+        self.index
+            .find(hash, |&i| &*self.customers[i as usize].email == email)
+            .map(|&i| &self.customers[i as usize])
+    }
+
+    /// Sets a customer's rows; none removes the customer.
+    fn put(&mut self, hasher: &Hasher, email: &str, rows: Vec<Row>) {
+        let hash = hasher.hash_one(email);
+        let found = self
+            .index
+            .find(hash, |&i| &*self.customers[i as usize].email == email)
+            .copied();
+        match (found, Rows::new(rows)) {
+            (Some(i), Some(rows)) => self.customers[i as usize].rows = rows,
+            (None, Some(rows)) => {
+                let i = self.customers.len() as u32;
+                self.customers.push(Customer {
+                    email: email.into(),
+                    rows,
+                });
+                let customers = &self.customers;
+                self.index
+                    .insert_unique(hash, i, |&j| hasher.hash_one(&*customers[j as usize].email));
+            }
+            (Some(i), None) => self.remove(hasher, hash, i),
+            (None, None) => {}
+        }
+    }
+
+    /// Adds one row to a customer (the loader's way; it sorts them after).
+    fn append(&mut self, hasher: &Hasher, hash: u64, email: &str, row: Row) {
+        let found = self
+            .index
+            .find(hash, |&i| &*self.customers[i as usize].email == email)
+            .copied();
+        match found {
+            Some(i) => {
+                let rows = &mut self.customers[i as usize].rows;
+                let mut all = rows.as_slice().to_vec();
+                all.push(row);
+                *rows = Rows::Many(all.into_boxed_slice());
+            }
+            None => self.put(hasher, email, vec![row]),
+        }
+    }
+
+    /// Removes customer `i` (whose email hashes to `hash`); the last customer
+    /// takes its place.
+    fn remove(&mut self, hasher: &Hasher, hash: u64, i: u32) {
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        let last = self.customers.len() as u32 - 1;
+        self.customers.swap_remove(i as usize);
+        if i != last {
+            let moved = hasher.hash_one(&*self.customers[i as usize].email);
+            if let Some(slot) = self.index.find_mut(moved, |&j| j == last) {
+                *slot = i;
+            }
+        }
+    }
+}
+
+/// The email hash: the shard from its middle bits, the position in the
+/// shard's table from the rest (hashbrown reads the low and the top bits).
+type Hasher = std::hash::RandomState;
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize % SHARDS
+}
 
 /// What this replica knows, and how far it has followed.
 pub(super) struct ReadModel {
     names: Names,
-    hasher: std::hash::RandomState,
-    shards: Box<[RwLock<Customers>]>,
+    hasher: Hasher,
+    shards: Box<[RwLock<Shard>]>,
     tokens: Tokens,
     /// The last touch applied.
     applied: AtomicI64,
@@ -305,6 +395,21 @@ impl Default for ReadModel {
     }
 }
 
+/// A row as the loader reads it (from one JSON page on SQLite).
+type Loaded = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    i64,
+);
+
 impl ReadModel {
     /// Starts following `pool` (once; the schema must be migrated).
     pub(super) fn start(self: &Arc<Self>, pool: AnyPool) {
@@ -329,7 +434,7 @@ impl ReadModel {
                 < STALE.as_millis() as u64
     }
 
-    /// Waits (at most `limit`) until everything is loaded once.
+    /// Waits (at most [`WAIT`]) until everything is loaded once.
     async fn loaded(&self) -> Result<()> {
         let mut loaded = self.loaded.subscribe();
         match tokio::time::timeout(WAIT, loaded.wait_for(|l| *l)).await {
@@ -342,10 +447,6 @@ impl ReadModel {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn shard(&self, email: &str) -> &RwLock<Customers> {
-        &self.shards[self.hasher.hash_one(email) as usize % SHARDS]
-    }
-
     /// One customer's rows, for one product or all, ordered by product, then
     /// change time, then source id.
     pub(super) async fn rows(
@@ -354,52 +455,74 @@ impl ReadModel {
         product: Option<&ProductKey>,
     ) -> Result<Vec<EntitlementRow>> {
         self.loaded().await?;
-        let customers = self
-            .shard(email.as_str())
+        let hash = self.hasher.hash_one(email.as_str());
+        let shard = self.shards[shard_of(hash)]
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let Some(rows) = customers.get(email.as_str()) else {
+        let Some(customer) = shard.get(hash, email.as_str()) else {
             return Ok(Vec::new());
         };
-        rows.iter()
+        customer
+            .rows
+            .as_slice()
+            .iter()
             .filter(|row| product.is_none_or(|p| self.names.get(row.product) == Some(p.as_str())))
-            .map(|row| self.expand(email, row))
+            .map(|row| self.expand(email, row, shard.policies.get(&row.product)))
             .collect()
     }
 
-    fn expand(&self, email: &Email, row: &Row) -> Result<EntitlementRow> {
+    fn expand(&self, email: &Email, row: &Row, policy: Option<&Policy>) -> Result<EntitlementRow> {
         let name = |id| self.names.get(id).map(str::to_owned);
+        let facts = row.facts();
         Ok(EntitlementRow {
-            source_id: row.id.to_text(),
+            source_id: row.id.to_text(&self.names),
             product: ProductKey::parse(self.names.get(row.product).unwrap_or_default())?,
             email: email.clone(),
             integration: name(row.integration),
             provider: name(row.provider),
             state: row.state,
             plan: name(row.plan),
-            facts: row.facts(),
-            window: row.window(),
+            window: access::window(&facts, policy.unwrap_or(&Policy::default())),
+            facts,
             changed_at: time_fmt::from_micros(row.changed_at),
         })
     }
 
     fn compact(&self, row: &EntitlementRow) -> Result<Row> {
-        let mut compact = Row {
-            id: SourceId::new(&row.source_id),
-            state: row.state,
+        Ok(Row {
+            id: SourceId::new(&row.source_id, &self.names)?,
+            changed_at: micros(row.changed_at),
+            start: micros(row.facts.start),
+            end: row.facts.end.map_or(NO_INSTANT, micros),
             product: self.names.intern(Some(row.product.as_str()))?,
             integration: self.names.intern(row.integration.as_deref())?,
             provider: self.names.intern(row.provider.as_deref())?,
             plan: self.names.intern(row.plan.as_deref())?,
-            changed_at: micros(row.changed_at),
-            start: micros(row.facts.start),
-            end: packed(row.facts.end),
-            from: NO_INSTANT,
-            until: NO_INSTANT,
-            grace_from: NO_INSTANT,
-        };
-        compact.set_window(row.window);
-        Ok(compact)
+            state: row.state,
+        })
+    }
+
+    /// A row from the loader's JSON page.
+    fn compact_loaded(&self, loaded: &Loaded) -> Result<Row> {
+        let (kind, id, product, _email, integration, provider, state, plan, start, end, changed) =
+            loaded;
+        let kind = SourceKind::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("source kind {kind:?}")))?;
+        let state = SourceState::parse(kind, state)
+            .ok_or_else(|| StoreError::Corrupt(format!("{} state {state:?}", kind.as_str())))?;
+        Ok(Row {
+            id: SourceId::new(id, &self.names)?,
+            changed_at: *changed,
+            start: *start,
+            end: end.unwrap_or(NO_INSTANT),
+            product: self
+                .names
+                .intern(Some(ProductKey::parse(product)?.as_str()))?,
+            integration: self.names.intern(integration.as_deref())?,
+            provider: self.names.intern(provider.as_deref())?,
+            plan: self.names.intern(plan.as_deref())?,
+            state,
+        })
     }
 
     /// The order [`ReadModel::rows`] answers in.
@@ -409,7 +532,7 @@ impl ReadModel {
                 .get(a.product)
                 .cmp(&self.names.get(b.product))
                 .then(a.changed_at.cmp(&b.changed_at))
-                .then_with(|| a.id.cmp_text(&b.id))
+                .then_with(|| a.id.cmp_text(b.id, &self.names))
         });
     }
 
@@ -460,7 +583,8 @@ impl ReadModel {
         }
     }
 
-    /// Loads every row: first the last touch, then the rows (at least as new).
+    /// Loads every row: first the last touch, then the rows (at least as new),
+    /// then the policies.
     async fn load_all(&self, pool: &AnyPool) -> Result<()> {
         let started = std::time::Instant::now();
         let mark: i64 = sqlx::Row::try_get(
@@ -469,37 +593,71 @@ impl ReadModel {
                 .await?,
             "mark",
         )?;
-        let mut fresh: Vec<Customers> = (0..SHARDS).map(|_| Customers::new()).collect();
-        let mut after: Option<(String, String, String)> = None;
+        // Built apart, published shard by shard at the end.
+        let mut fresh: Vec<Shard> = (0..SHARDS).map(|_| Shard::default()).collect();
         let mut count = 0u64;
-        loop {
-            let page = entitlements::page(pool, after.as_ref(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some((
-                last.state.kind().as_str().to_owned(),
-                last.source_id.clone(),
-                last.product.as_str().to_owned(),
-            ));
-            for row in &page {
-                let compact = self.compact(row)?;
-                let shard = self.hasher.hash_one(row.email.as_str()) as usize % SHARDS;
-                let rows = fresh[shard]
-                    .entry(row.email.as_str().into())
-                    .or_insert_with(|| Box::new([]));
-                let mut grown = std::mem::take(rows).into_vec();
-                grown.push(compact);
-                *rows = grown.into_boxed_slice();
+        // One connection for the whole scan: on SQLite, one page cache fills.
+        let mut conn = pool.acquire().await?;
+        let mut add = |row: Row, email: &str| {
+            let hash = self.hasher.hash_one(email);
+            fresh[shard_of(hash)].append(&self.hasher, hash, email, row);
+            count += 1;
+        };
+        if conn.backend_name() == "SQLite" {
+            let mut after: Option<(String, String, String)> = None;
+            loop {
+                let page = entitlements::json_page(&mut conn, after.as_ref(), PAGE).await?;
+                let rows: Vec<Loaded> = serde_json::from_str(&page)
+                    .map_err(|e| StoreError::Corrupt(format!("a page of rows: {e}")))?;
+                let Some(last) = rows
+                    .iter()
+                    .max_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)))
+                else {
+                    break;
+                };
+                after = Some((last.0.clone(), last.1.clone(), last.2.clone()));
+                let full = rows.len() as i64 == PAGE;
+                for loaded in &rows {
+                    add(self.compact_loaded(loaded)?, &loaded.3);
+                }
+                if !full {
+                    break;
+                }
             }
-            count += page.len() as u64;
-            if (page.len() as i64) < PAGE {
-                break;
+            // Hands the scan's page cache back.
+            sqlx::query("PRAGMA shrink_memory")
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            let mut after: Option<(String, String, String)> = None;
+            loop {
+                let page = entitlements::page(&mut conn, after.as_ref(), PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some((
+                    last.state.kind().as_str().to_owned(),
+                    last.source_id.clone(),
+                    last.product.as_str().to_owned(),
+                ));
+                let full = page.len() as i64 == PAGE;
+                for row in page {
+                    add(self.compact(&row)?, row.email.as_str());
+                }
+                if !full {
+                    break;
+                }
             }
         }
-        for (shard, mut customers) in self.shards.iter().zip(fresh) {
-            for rows in customers.values_mut() {
-                self.sort(rows);
+        drop(conn);
+        let policies = self.stored_policies(pool).await?;
+        for (shard, mut built) in self.shards.iter().zip(fresh) {
+            built.policies = policies.clone();
+            built.customers.shrink_to_fit();
+            for customer in &mut built.customers {
+                if let Rows::Many(rows) = &mut customer.rows {
+                    self.sort(rows);
+                }
             }
-            *shard.write().unwrap_or_else(PoisonError::into_inner) = customers;
+            *shard.write().unwrap_or_else(PoisonError::into_inner) = built;
         }
         self.applied.store(mark, Ordering::SeqCst);
         tracing::info!(
@@ -508,6 +666,15 @@ impl ReadModel {
             "read model loaded"
         );
         Ok(())
+    }
+
+    /// Every stored policy, by product name id.
+    async fn stored_policies(&self, pool: &AnyPool) -> Result<HashMap<u32, Policy>> {
+        let mut policies = HashMap::new();
+        for (product, policy) in super::products::stored_policies(pool).await? {
+            policies.insert(self.names.intern(Some(product.as_str()))?, policy);
+        }
+        Ok(policies)
     }
 
     /// Applies the touches after the last one applied.
@@ -565,41 +732,27 @@ impl ReadModel {
         }
         for (email, mut rows) in by_email {
             self.sort(&mut rows);
-            let mut customers = self
-                .shard(email)
+            self.shards[shard_of(self.hasher.hash_one(email))]
                 .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if rows.is_empty() {
-                customers.remove(email);
-            } else {
-                customers.insert(email.into(), rows.into_boxed_slice());
-            }
+                .unwrap_or_else(PoisonError::into_inner)
+                .put(&self.hasher, email, rows);
         }
         Ok(())
     }
 
-    /// Recomputes the windows of `product`'s rows under its stored policy.
+    /// Takes `product`'s stored policy (the default when it has none): the
+    /// windows of its rows are computed under it from now on.
     async fn recompute(&self, pool: &AnyPool, product: &ProductKey) -> Result<()> {
-        let policy: Policy = super::products::stored_policy(pool, product)
+        let policy = super::products::stored_policy(pool, product)
             .await?
             .unwrap_or_default();
-        let Some(id) = self
-            .names
-            .ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(product.as_str())
-            .copied()
-        else {
-            return Ok(());
-        };
+        let id = self.names.intern(Some(product.as_str()))?;
         for shard in self.shards.iter() {
-            let mut customers = shard.write().unwrap_or_else(PoisonError::into_inner);
-            for rows in customers.values_mut() {
-                for row in rows.iter_mut().filter(|row| row.product == id) {
-                    row.set_window(access::window(&row.facts(), &policy));
-                }
-            }
+            shard
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .policies
+                .insert(id, policy.clone());
         }
         Ok(())
     }
@@ -682,24 +835,25 @@ mod tests {
 
     #[test]
     fn canonical_uuids_are_kept_as_bytes_and_anything_else_as_text() {
+        let names = Names::new();
         let id = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
-        assert_eq!(
-            SourceId::new(id),
-            SourceId::Uuid(uuid::Uuid::parse_str(id).unwrap().into_bytes())
-        );
-        assert_eq!(SourceId::new(id).to_text(), id);
+        let uuid = uuid::Uuid::parse_str(id).unwrap().into_bytes();
+        assert_eq!(SourceId::new(id, &names).unwrap(), SourceId::Uuid(uuid));
+        assert_eq!(SourceId::new(id, &names).unwrap().to_text(&names), id);
         for other in [
             "0190A3C4-5E6F-7A8B-9C0D-1E2F3A4B5C6D",
             "0190a3c45e6f7a8b9c0d1e2f3a4b5c6d",
             "sub_1",
         ] {
-            assert_eq!(SourceId::new(other), SourceId::Text(other.into()));
-            assert_eq!(SourceId::new(other).to_text(), other);
+            let stored = SourceId::new(other, &names).unwrap();
+            assert!(matches!(stored, SourceId::Text(_)), "{other}");
+            assert_eq!(stored.to_text(&names), other);
         }
     }
 
     #[test]
     fn source_ids_sort_as_their_text() {
+        let names = Names::new();
         let ids = [
             "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
             "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6e",
@@ -709,13 +863,55 @@ mod tests {
         ];
         for a in ids {
             for b in ids {
-                assert_eq!(
-                    SourceId::new(a).cmp_text(&SourceId::new(b)),
-                    a.cmp(b),
-                    "{a} {b}"
+                let (x, y) = (
+                    SourceId::new(a, &names).unwrap(),
+                    SourceId::new(b, &names).unwrap(),
                 );
+                assert_eq!(x.cmp_text(y, &names), a.cmp(b), "{a} {b}");
             }
         }
+    }
+
+    #[test]
+    fn a_shard_finds_puts_replaces_and_removes_customers() {
+        let names = Names::new();
+        let hasher = Hasher::default();
+        let row = |id: &str| Row {
+            id: SourceId::new(id, &names).unwrap(),
+            changed_at: 1,
+            start: 0,
+            end: NO_INSTANT,
+            product: names.intern(Some("pro")).unwrap(),
+            integration: NO_NAME,
+            provider: NO_NAME,
+            plan: NO_NAME,
+            state: SourceState::Grant { revoked: false },
+        };
+        let mut shard = Shard::default();
+        let emails: Vec<String> = (0..200).map(|i| format!("c{i}@example.com")).collect();
+        for (i, email) in emails.iter().enumerate() {
+            let rows = (0..=i % 3).map(|k| row(&format!("g-{i}-{k}"))).collect();
+            shard.put(&hasher, email, rows);
+        }
+        let found = |shard: &Shard, email: &str| {
+            shard
+                .get(hasher.hash_one(email), email)
+                .map(|c| c.rows.as_slice().len())
+        };
+        for (i, email) in emails.iter().enumerate() {
+            assert_eq!(found(&shard, email), Some(i % 3 + 1), "{email}");
+        }
+        // Remove every other customer, replace the rest with one row.
+        for (i, email) in emails.iter().enumerate() {
+            let rows = if i % 2 == 0 { vec![] } else { vec![row("x")] };
+            shard.put(&hasher, email, rows);
+        }
+        assert_eq!(shard.customers.len(), 100);
+        for (i, email) in emails.iter().enumerate() {
+            let expected = (i % 2 == 1).then_some(1);
+            assert_eq!(found(&shard, email), expected, "{email}");
+        }
+        assert_eq!(found(&shard, "nobody@example.com"), None);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub router: Router,
     pub store: Store,
     pub db: Db,
+    /// The database URL, for a second store or process on the same data.
+    pub url: String,
     cleanup: Option<Cleanup>,
     _dir: Option<TempDir>,
 }
@@ -113,6 +115,7 @@ impl TestApp {
             router,
             store,
             db,
+            url,
             cleanup,
             _dir: dir,
         })
