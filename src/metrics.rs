@@ -3,12 +3,15 @@
 //! takes bounded values only, so no request can add a series.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::domain::access::Reason;
 
@@ -43,8 +46,60 @@ impl std::fmt::Debug for Metrics {
 }
 
 fn latency_histogram() -> Histogram {
-    // 0.5 ms to ~16 s.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    Histogram::default()
+}
+
+/// Upper bounds of the latency buckets: 0.5 ms to ~16 s, then +Inf.
+const LATENCY_BUCKETS: usize = 16;
+
+/// A latency histogram that records without a lock: two atomic adds, the
+/// bucket's and the sum's (prometheus-client's takes a write lock per
+/// observation, which every request would take).
+#[derive(Debug, Clone, Default)]
+pub struct Histogram(std::sync::Arc<HistogramInner>);
+
+#[derive(Debug, Default)]
+struct HistogramInner {
+    /// Per bucket, not cumulative; the last is +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS + 1],
+    sum_nanos: AtomicU64,
+}
+
+fn latency_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0005, 2.0, LATENCY_BUCKETS as u16).chain([f64::MAX])
+}
+
+impl Histogram {
+    pub fn observe(&self, seconds: f64) {
+        let bucket = latency_bounds()
+            .position(|bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS);
+        self.0.buckets[bucket].fetch_add(1, Relaxed);
+        self.0
+            .sum_nanos
+            .fetch_add((seconds.max(0.0) * 1e9) as u64, Relaxed);
+    }
+}
+
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = latency_bounds()
+            .zip(&self.0.buckets)
+            .map(|(bound, n)| (bound, n.load(Relaxed)))
+            .collect();
+        // The count is what the buckets add up to.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.0.sum_nanos.load(Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 impl Default for Metrics {

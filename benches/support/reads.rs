@@ -9,7 +9,8 @@
 //!   customer (a Lua script), against both.
 //! - Latency: a fixed-rate (open-loop) generator at half the service's
 //!   measured rate, 64 connections, random customers; p50/p99 from each
-//!   request's send to its answer.
+//!   request's send to its answer; the bare handler's p99 at the same rate
+//!   is the floor this machine and generator set.
 //! - Memory and start-up: the service's RSS after the load, and the time from
 //!   its start to its first `/readyz` 200 (the read model loaded).
 
@@ -30,6 +31,8 @@ pub struct Level {
     pub rate: f64,
     pub p50: Duration,
     pub p99: Duration,
+    /// The bare handler's p99 under the same fixed rate: this machine's floor.
+    pub bare_p99: Duration,
     pub ready: Duration,
     pub rss_mib: f64,
     pub failures: usize,
@@ -278,6 +281,7 @@ async fn measure(
     let (rate, failures) = wrk(addr, &script, LOAD);
     let (bare_rate, _) = wrk(bare, &script, LOAD);
     let (p50, p99, late) = fixed_rate(addr, subscriptions, rate / 2.0, LOAD).await;
+    let (_, bare_p99, _) = fixed_rate(bare, subscriptions, rate / 2.0, LOAD).await;
     let rss_mib = rss_kib(child.0.id()) as f64 / 1024.0;
     drop(child);
     Level {
@@ -286,6 +290,7 @@ async fn measure(
         rate,
         p50,
         p99,
+        bare_p99,
         ready,
         rss_mib,
         failures: failures + late,

@@ -360,8 +360,10 @@ pub(super) struct ReadModel {
     tokens: Tokens,
     /// The last touch applied.
     applied: AtomicI64,
-    /// Everything loaded once: checks may be answered.
+    /// Everything loaded once: checks may be answered. Read through
+    /// `is_loaded` (a watch's value sits behind a lock); waited for here.
     loaded: tokio::sync::watch::Sender<bool>,
+    is_loaded: AtomicBool,
     /// When the follower last caught up, in milliseconds since `epoch`.
     caught_up_at: AtomicU64,
     epoch: std::time::Instant,
@@ -373,7 +375,7 @@ impl std::fmt::Debug for ReadModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadModel")
             .field("applied", &self.applied)
-            .field("loaded", &*self.loaded.borrow())
+            .field("loaded", &self.is_loaded)
             .finish_non_exhaustive()
     }
 }
@@ -387,6 +389,7 @@ impl Default for ReadModel {
             tokens: Tokens::default(),
             applied: AtomicI64::new(0),
             loaded: tokio::sync::watch::Sender::new(false),
+            is_loaded: AtomicBool::new(false),
             caught_up_at: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
             runs: Runs::default(),
@@ -427,7 +430,7 @@ impl ReadModel {
 
     /// Loaded, and caught up within [`STALE`].
     pub(super) fn ready(&self) -> bool {
-        *self.loaded.borrow()
+        self.is_loaded.load(Ordering::Acquire)
             && self
                 .millis()
                 .saturating_sub(self.caught_up_at.load(Ordering::Relaxed))
@@ -436,6 +439,9 @@ impl ReadModel {
 
     /// Waits (at most [`WAIT`]) until everything is loaded once.
     async fn loaded(&self) -> Result<()> {
+        if self.is_loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut loaded = self.loaded.subscribe();
         match tokio::time::timeout(WAIT, loaded.wait_for(|l| *l)).await {
             Ok(Ok(_)) => Ok(()),
@@ -576,7 +582,7 @@ impl ReadModel {
         let behind = self
             .millis()
             .saturating_sub(self.caught_up_at.load(Ordering::Relaxed));
-        if !*self.loaded.borrow() || behind >= RELOAD_AFTER.as_millis() as u64 {
+        if !self.is_loaded.load(Ordering::Acquire) || behind >= RELOAD_AFTER.as_millis() as u64 {
             self.load_all(pool).await
         } else {
             self.apply_touches(pool).await
