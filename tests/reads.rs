@@ -402,3 +402,160 @@ async fn a_new_token_works_and_a_deleted_one_is_refused_at_once(app: TestApp) {
     let reply = app.with_token(&token, Method::GET, check, None).await;
     reply.assert_problem(StatusCode::UNAUTHORIZED, None);
 }
+
+/// What an access answer says, without the instant it was computed for.
+fn said(answer: &Value) -> Value {
+    let mut answer = answer.clone();
+    if let Some(object) = answer.as_object_mut() {
+        object.remove("at");
+    }
+    answer
+}
+
+/// Polls `server` until `check` holds for its answer to `path`; returns how
+/// long that took. Gives up (panics) after 20 s: a hang guard, not a speed
+/// check; the lags are printed for the record.
+fn until(
+    server: &common::server::Server,
+    path: &str,
+    token: &str,
+    check: impl Fn(u16, &Value) -> bool,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let auth = format!("Bearer {token}");
+    loop {
+        let (status, body) = server.call("GET", path, &[("authorization", &auth)], b"");
+        if check(status, &body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{path}: still {status} {body}\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The replicas' case: deliveries, grants and tokens spread across two
+/// `entitled serve` processes on one PostgreSQL database. The replica that
+/// took a write answers with it at once; the other comes to the same answer
+/// (its follower runs every 200 ms).
+#[test]
+fn two_replicas_answer_alike_after_writes_on_either() {
+    use common::server::{PgDatabase, Server};
+    let Some(db) = PgDatabase::create() else {
+        eprintln!(
+            "skipped two_replicas_answer_alike_after_writes_on_either: \
+             set ENTITLED_TEST_POSTGRES_URL to run it"
+        );
+        return;
+    };
+    let logs = common::TempDir::new();
+    let mut servers = [
+        Server::spawn(&db.url, &logs.0),
+        Server::spawn(&db.url, &logs.0),
+    ];
+    for server in &mut servers {
+        server.wait_ready();
+    }
+    let integration = json!({"provider": "zenofy", "secret": SECRET,
+        "product_map": {"507f1f77bcf86cd799439011": "pro"}});
+    let (status, body) =
+        servers[0].admin("PUT", "/v1/admin/integrations/zenofy", Some(&integration));
+    assert_eq!(status, 201, "{body}");
+
+    let now = time_fmt::truncate(time_fmt::now());
+    let mut lags = Vec::new();
+    let events = [
+        "subscription.activated",
+        "subscription.canceled",
+        "subscription.renewed",
+        "subscription.suspended",
+        "subscription.activated",
+        "subscription.expired",
+    ];
+    for i in 0..12 {
+        // Each of three subscriptions: activated, canceled, renewed, suspended.
+        let event = events[i / 3];
+        let (writer, other) = (&servers[i % 2], &servers[1 - i % 2]);
+        let email = format!("replica-{}@example.com", i % 3);
+        let mut body = fixture_json(&format!("zenofy/{event}.json"));
+        body["subscriptionId"] = json!(format!("sub-replica-{}", i % 3));
+        body["customerEmail"] = json!(email);
+        body["currentPeriodStart"] = json!(time_fmt::rfc3339(now - time::Duration::days(1)));
+        body["currentPeriodEnd"] =
+            json!(time_fmt::rfc3339(now + time::Duration::days(30 + i as i64)));
+        let (status, reply) = writer.call(
+            "POST",
+            "/v1/webhooks/zenofy",
+            &[
+                ("content-type", "application/json"),
+                ("x-webhook-secret", SECRET),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{reply}");
+        let path = format!("/v1/access?email={}&product=pro", urlencode(&email));
+        let (status, written) = writer.admin("GET", &path, None);
+        assert_eq!(status, 200, "{written}");
+        // Read-your-writes: the state the delivery left is in the answer.
+        assert_eq!(
+            written["sources"][0]["state"], reply["subject"]["state"],
+            "{event}: {reply} then {written}"
+        );
+        lags.push(until(
+            other,
+            &path,
+            common::ADMIN_TOKEN,
+            |status, answer| status == 200 && said(answer) == said(&written),
+        ));
+    }
+
+    // A grant given on one replica, revoked on the other.
+    let (status, grant) = servers[1].admin(
+        "POST",
+        "/v1/admin/grants",
+        Some(&json!({"email": "granted@example.com", "product": "pro", "reason": "support"})),
+    );
+    assert_eq!(status, 201, "{grant}");
+    let path = "/v1/access?email=granted%40example.com&product=pro";
+    lags.push(until(&servers[0], path, common::ADMIN_TOKEN, |_, a| {
+        a["entitled"] == true && a["reason"] == "grant"
+    }));
+    let id = grant["id"].as_str().unwrap();
+    let (status, _) = servers[0].admin("DELETE", &format!("/v1/admin/grants/{id}"), None);
+    assert!((200..300).contains(&status));
+    lags.push(until(&servers[1], path, common::ADMIN_TOKEN, |_, a| {
+        a["entitled"] == false && a["reason"] == "revoked"
+    }));
+
+    // A token made on one replica works on the other; deleted, it stops.
+    let (status, token) = servers[0].admin(
+        "POST",
+        "/v1/admin/tokens",
+        Some(&json!({"name": "backend", "scope": "app"})),
+    );
+    assert_eq!(status, 201, "{token}");
+    let secret = token["token"].as_str().unwrap();
+    lags.push(until(&servers[1], path, secret, |status, _| status == 200));
+    let id = token["id"].as_str().unwrap();
+    let (status, _) = servers[0].admin("DELETE", &format!("/v1/admin/tokens/{id}"), None);
+    assert!((200..300).contains(&status));
+    let (status, _) = servers[0].call(
+        "GET",
+        path,
+        &[("authorization", &format!("Bearer {secret}"))],
+        b"",
+    );
+    assert_eq!(status, 401, "refused at once where it was deleted");
+    lags.push(until(&servers[1], path, secret, |status, _| status == 401));
+
+    lags.sort();
+    eprintln!(
+        "the other replica caught up after at most {:?} (median {:?}, {} writes)",
+        lags.last().unwrap(),
+        lags[lags.len() / 2],
+        lags.len()
+    );
+}

@@ -499,58 +499,32 @@ pub(super) fn in_answer_order(rows: &mut [EntitlementRow]) {
     });
 }
 
-/// Up to `limit` rows after `after` (source kind, source id, product) in key
-/// order: the whole table, a page at a time.
-pub(super) async fn page(
-    conn: &mut AnyConnection,
-    after: Option<&(String, String, String)>,
-    limit: i64,
-) -> Result<Vec<EntitlementRow>> {
-    let rows = match after {
-        None => {
-            sqlx::query(trusted(format!(
-                "SELECT {COLUMNS} FROM entitlements
-                 ORDER BY source_kind, source_id, product LIMIT $1"
-            )))
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        Some((kind, id, product)) => {
-            sqlx::query(trusted(format!(
-                "SELECT {COLUMNS} FROM entitlements
-                 WHERE (source_kind, source_id, product) > ($1, $2, $3)
-                 ORDER BY source_kind, source_id, product LIMIT $4"
-            )))
-            .bind(kind.as_str())
-            .bind(id.as_str())
-            .bind(product.as_str())
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-    };
-    rows.iter().map(from_row).collect()
-}
-
-/// SQLite: up to `limit` rows after `after` in key order, as one JSON array
-/// of arrays (source kind, source id, product, email, integration, provider,
-/// state, plan, basis start, basis end, changed at): one row crosses from the
-/// database's thread instead of thousands.
+/// Up to `limit` rows after `after` in key order, as one JSON array of arrays
+/// (source kind, source id, product, email, integration, provider, state,
+/// plan, basis start, basis end, changed at), in that order: one value
+/// crosses from the database instead of thousands of rows (in sqlx's SQLite
+/// driver, each row is a hand-off between threads).
 pub(super) async fn json_page(
     conn: &mut AnyConnection,
     after: Option<&(String, String, String)>,
     limit: i64,
 ) -> Result<String> {
+    const ROW: &str = "source_kind, source_id, product, email, integration, provider, state, \
+                       plan, basis_start, basis_end, changed_at";
+    const ORDER: &str = "ORDER BY source_kind, source_id, product";
+    let aggregate = if conn.backend_name() == "SQLite" {
+        format!("json_group_array(json_array({ROW}) {ORDER})")
+    } else {
+        format!("COALESCE(json_agg(json_build_array({ROW}) {ORDER})::text, '[]')")
+    };
     let (kind, id, product) = after
         .map(|(k, i, p)| (k.as_str(), i.as_str(), p.as_str()))
         .unwrap_or(("", "", ""));
-    let row = sqlx::query(
-        "SELECT json_group_array(json_array(source_kind, source_id, product, email,
-                 integration, provider, state, plan, basis_start, basis_end, changed_at)) AS page
-         FROM (SELECT * FROM entitlements WHERE (source_kind, source_id, product) > ($1, $2, $3)
-               ORDER BY source_kind, source_id, product LIMIT $4)",
-    )
+    let row = sqlx::query(trusted(format!(
+        "SELECT {aggregate} AS page
+         FROM (SELECT {ROW} FROM entitlements WHERE (source_kind, source_id, product) > ($1, $2, $3)
+               {ORDER} LIMIT $4) AS p"
+    )))
     .bind(kind)
     .bind(id)
     .bind(product)

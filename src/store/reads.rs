@@ -44,7 +44,7 @@ use crate::domain::{Email, Instant, Policy, ProductKey, access};
 const POLL: Duration = Duration::from_millis(200);
 
 /// How often the tokens are reloaded.
-const TOKEN_POLL: Duration = Duration::from_millis(500);
+const TOKEN_POLL: Duration = Duration::from_millis(200);
 
 /// How long a write waits for the model to show it before answering anyway
 /// (its write is committed; the next run shows it).
@@ -398,7 +398,7 @@ impl Default for ReadModel {
     }
 }
 
-/// A row as the loader reads it (from one JSON page on SQLite).
+/// A row as the loader reads it (from a JSON page).
 type Loaded = (
     String,
     String,
@@ -564,6 +564,7 @@ impl ReadModel {
                         tokens_at = Some(std::time::Instant::now());
                     }
                     self.caught_up_at.store(self.millis(), Ordering::Relaxed);
+                    self.is_loaded.store(true, Ordering::Release);
                     self.loaded
                         .send_if_modified(|l| !std::mem::replace(l, true));
                     self.runs.finished(ticket);
@@ -609,49 +610,26 @@ impl ReadModel {
             fresh[shard_of(hash)].append(&self.hasher, hash, email, row);
             count += 1;
         };
-        if conn.backend_name() == "SQLite" {
-            let mut after: Option<(String, String, String)> = None;
-            loop {
-                let page = entitlements::json_page(&mut conn, after.as_ref(), PAGE).await?;
-                let rows: Vec<Loaded> = serde_json::from_str(&page)
-                    .map_err(|e| StoreError::Corrupt(format!("a page of rows: {e}")))?;
-                let Some(last) = rows
-                    .iter()
-                    .max_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)))
-                else {
-                    break;
-                };
-                after = Some((last.0.clone(), last.1.clone(), last.2.clone()));
-                let full = rows.len() as i64 == PAGE;
-                for loaded in &rows {
-                    add(self.compact_loaded(loaded)?, &loaded.3);
-                }
-                if !full {
-                    break;
-                }
+        let mut after: Option<(String, String, String)> = None;
+        loop {
+            let page = entitlements::json_page(&mut conn, after.as_ref(), PAGE).await?;
+            let rows: Vec<Loaded> = serde_json::from_str(&page)
+                .map_err(|e| StoreError::Corrupt(format!("a page of rows: {e}")))?;
+            let Some(last) = rows.last() else { break };
+            after = Some((last.0.clone(), last.1.clone(), last.2.clone()));
+            let full = rows.len() as i64 == PAGE;
+            for loaded in &rows {
+                add(self.compact_loaded(loaded)?, &loaded.3);
             }
+            if !full {
+                break;
+            }
+        }
+        if conn.backend_name() == "SQLite" {
             // Hands the scan's page cache back.
             sqlx::query("PRAGMA shrink_memory")
                 .execute(&mut *conn)
                 .await?;
-        } else {
-            let mut after: Option<(String, String, String)> = None;
-            loop {
-                let page = entitlements::page(&mut conn, after.as_ref(), PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = Some((
-                    last.state.kind().as_str().to_owned(),
-                    last.source_id.clone(),
-                    last.product.as_str().to_owned(),
-                ));
-                let full = page.len() as i64 == PAGE;
-                for row in page {
-                    add(self.compact(&row)?, row.email.as_str());
-                }
-                if !full {
-                    break;
-                }
-            }
         }
         drop(conn);
         let policies = self.stored_policies(pool).await?;
