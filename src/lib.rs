@@ -48,9 +48,14 @@ pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::Worker
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .lossy(true)
         .thread_name("entitled-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, not in files or collectors.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -310,7 +310,7 @@ impl Service {
                 .env("DATABASE_URL", url)
                 .env("ENTITLED_LISTEN", addr.to_string())
                 .env("ENTITLED_ADMIN_TOKEN", TOKEN)
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
