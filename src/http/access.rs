@@ -164,6 +164,7 @@ pub fn answer(
         (status = 200, description = "The answer, with every source considered", body = AccessAnswer),
         (status = 400, description = "`email`, `product` or `at` is missing or invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This replica is still loading its read model (see `/readyz`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn check(
@@ -202,6 +203,7 @@ async fn check(
         (status = 200, description = "One access answer per product", body = EntitlementsAnswer),
         (status = 400, description = "`email` or `at` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This replica is still loading its read model (see `/readyz`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn entitlements(
