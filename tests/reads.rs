@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 on_both_databases!(
     random_lifecycles_are_answered_from_memory_exactly_as_from_the_database,
     a_new_token_works_and_a_deleted_one_is_refused_at_once,
+    a_check_that_waits_is_answered_once_the_payment_arrives,
+    a_check_that_waits_for_nothing_answers_as_usual_and_wait_is_validated,
 );
 
 /// A small deterministic generator (xorshift64*): the same run every time.
@@ -403,6 +405,85 @@ async fn a_new_token_works_and_a_deleted_one_is_refused_at_once(app: TestApp) {
     reply.assert_problem(StatusCode::UNAUTHORIZED, None);
 }
 
+fn activation(subscription: &str, email: &str) -> Vec<u8> {
+    let now = time_fmt::truncate(time_fmt::now());
+    let mut body = fixture_json("zenofy/subscription.activated.json");
+    body["subscriptionId"] = json!(subscription);
+    body["customerEmail"] = json!(email);
+    body["currentPeriodStart"] = json!(time_fmt::rfc3339(now - time::Duration::days(1)));
+    body["currentPeriodEnd"] = json!(time_fmt::rfc3339(now + time::Duration::days(30)));
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// The checkout race: the customer is back before the provider's webhook. A
+/// check with `wait` is answered entitled once the webhook is applied.
+async fn a_check_that_waits_is_answered_once_the_payment_arrives(app: TestApp) {
+    app.zenofy_integration().await;
+    let app = std::sync::Arc::new(app);
+    let check = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.admin(
+                Method::GET,
+                "/v1/access?email=late%40example.com&product=pro&wait=30",
+                None,
+            )
+            .await
+        })
+    };
+    // The check is waiting (not entitled yet) when the webhook arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !check.is_finished(),
+        "a check that waits does not answer `no` at once"
+    );
+    let delivered = app.zenofy(activation("sub-late", "late@example.com")).await;
+    assert_eq!(delivered.status, StatusCode::OK, "{:?}", delivered.body);
+    let reply = check.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["entitled"], true, "{:?}", reply.body);
+    assert_eq!(reply.body["reason"], "active");
+    assert_eq!(
+        reply.body["sources"][0]["id"], delivered.body["subject"]["id"],
+        "{:?}",
+        reply.body
+    );
+    // Already entitled: answered at once, whatever the wait.
+    let reply = app.access("late@example.com", "pro", None).await;
+    assert_eq!(reply.body["entitled"], true);
+}
+
+async fn a_check_that_waits_for_nothing_answers_as_usual_and_wait_is_validated(app: TestApp) {
+    let reply = app
+        .admin(
+            Method::GET,
+            "/v1/access?email=nobody%40example.com&product=pro&wait=1",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["entitled"], false);
+    assert_eq!(reply.body["reason"], "no_entitlement");
+    let reply = app
+        .admin(
+            Method::GET,
+            "/v1/access?email=nobody%40example.com&product=pro&wait=0",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["reason"], "no_entitlement", "{:?}", reply.body);
+    for bad in ["61", "-1", "1.5", "soon", ""] {
+        let reply = app
+            .admin(
+                Method::GET,
+                &format!("/v1/access?email=nobody%40example.com&product=pro&wait={bad}"),
+                None,
+            )
+            .await;
+        reply.assert_problem(StatusCode::BAD_REQUEST, Some("wait"));
+    }
+}
+
 /// What an access answer says, without the instant it was computed for.
 fn said(answer: &Value) -> Value {
     let mut answer = answer.clone();
@@ -511,6 +592,29 @@ fn two_replicas_answer_alike_after_writes_on_either() {
             |status, answer| status == 200 && said(answer) == said(&written),
         ));
     }
+
+    // A check waiting on one replica is answered once the other takes the payment.
+    let waiting = {
+        let path = "/v1/access?email=checkout%40example.com&product=pro&wait=30";
+        let server = &servers[1];
+        std::thread::scope(|scope| {
+            let check = scope.spawn(|| server.admin("GET", path, None));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let (status, reply) = servers[0].call(
+                "POST",
+                "/v1/webhooks/zenofy",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-webhook-secret", SECRET),
+                ],
+                &activation("sub-checkout", "checkout@example.com"),
+            );
+            assert_eq!(status, 200, "{reply}");
+            check.join().unwrap()
+        })
+    };
+    assert_eq!(waiting.0, 200, "{}", waiting.1);
+    assert_eq!(waiting.1["entitled"], true, "{}", waiting.1);
 
     // A grant given on one replica, revoked on the other.
     let (status, grant) = servers[1].admin(

@@ -35,6 +35,33 @@ struct AccessQuery {
     /// The instant to answer for (RFC 3339); now when omitted.
     #[param(value_type = Option<String>, format = DateTime, example = "2026-05-01T08:30:00Z")]
     at: Option<String>,
+    /// Seconds (0 to 60) to wait, when the customer is not entitled, for them
+    /// to become entitled (a payment whose webhook has not arrived yet): the
+    /// answer comes as soon as they are, or when the time is up.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 60, example = 10)]
+    wait: Option<String>,
+}
+
+/// The longest `wait` a check may ask for.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+/// How often a waiting check looks again even when nothing was written: time
+/// alone can open access (a grant that starts later).
+const WAIT_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn wait_param(raw: Option<&str>) -> Result<std::time::Duration, ApiError> {
+    match raw {
+        None => Ok(std::time::Duration::ZERO),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if n <= MAX_WAIT_SECONDS => Ok(std::time::Duration::from_secs(n)),
+            _ => Err(ApiError::invalid(
+                "wait",
+                format!(
+                    "`wait` must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, not {raw:?}"
+                ),
+            )),
+        },
+    }
 }
 
 /// When to answer.
@@ -109,12 +136,17 @@ fn email_param(raw: Option<&str>) -> Result<Email, ApiError> {
 }
 
 fn at_param(raw: Option<&str>) -> Result<Instant, ApiError> {
-    match raw {
-        None => Ok(time_fmt::now()),
-        Some(raw) => time_fmt::parse_lenient(raw).ok_or_else(|| {
+    Ok(given_at(raw)?.unwrap_or_else(time_fmt::now))
+}
+
+/// `at` when the request names one.
+fn given_at(raw: Option<&str>) -> Result<Option<Instant>, ApiError> {
+    raw.map(|raw| {
+        time_fmt::parse_lenient(raw).ok_or_else(|| {
             ApiError::invalid("at", format!("`at`: {}", time_fmt::not_an_instant(raw)))
-        }),
-    }
+        })
+    })
+    .transpose()
 }
 
 /// Answers for one customer and product from that pair's entitlement rows.
@@ -152,7 +184,9 @@ pub fn answer(
 /// Check one customer's access to one product.
 ///
 /// Is this email entitled to this product now (or at `at`)? Unknown customers
-/// are simply not entitled (`no_entitlement`).
+/// are simply not entitled (`no_entitlement`). With `wait`, a customer who is
+/// not entitled yet is answered as soon as they are (on any replica: each
+/// follows every write), or when the seconds are up.
 #[utoipa::path(
     get,
     path = "/v1/access",
@@ -162,7 +196,7 @@ pub fn answer(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The answer, with every source considered", body = AccessAnswer),
-        (status = 400, description = "`email`, `product` or `at` is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`email`, `product`, `at` or `wait` is missing or invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This replica is still loading its read model (see `/readyz`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -178,9 +212,21 @@ async fn check(
         .as_deref()
         .ok_or_else(|| ApiError::invalid("product", "`product` is required"))
         .and_then(|raw| field("product", raw, ProductKey::parse))?;
-    let at = at_param(query.at.as_deref())?;
-    let rows = state.store.entitlement_rows(&email, Some(&product)).await?;
-    let answer = answer(&email, &product, &rows, at);
+    let fixed_at = given_at(query.at.as_deref())?;
+    let wait = wait_param(query.wait.as_deref())?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let answer = loop {
+        // Subscribed before reading, so a change between the two is not missed.
+        let mut changed = state.store.read_model_changes();
+        let rows = state.store.entitlement_rows(&email, Some(&product)).await?;
+        let at = fixed_at.unwrap_or_else(time_fmt::now);
+        let answer = answer(&email, &product, &rows, at);
+        let now = tokio::time::Instant::now();
+        if answer.entitled || now >= deadline {
+            break answer;
+        }
+        let _ = tokio::time::timeout((deadline - now).min(WAIT_TICK), changed.changed()).await;
+    };
     state.metrics.access_check(answer.reason);
     Ok(Json(answer))
 }

@@ -565,6 +565,12 @@ impl Store {
         self.reads.rows(email, product).await
     }
 
+    /// Told of every change to this replica's read model (for checks that
+    /// wait for access).
+    pub fn read_model_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reads.changes()
+    }
+
     /// The same rows read from the database (the read model's reference).
     pub async fn stored_entitlement_rows(
         &self,

@@ -369,6 +369,8 @@ pub(super) struct ReadModel {
     epoch: std::time::Instant,
     runs: Runs,
     started: AtomicBool,
+    /// Bumped whenever the model changes: waiting checks look again.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for ReadModel {
@@ -394,6 +396,7 @@ impl Default for ReadModel {
             epoch: std::time::Instant::now(),
             runs: Runs::default(),
             started: AtomicBool::new(false),
+            changed: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -426,6 +429,15 @@ impl ReadModel {
         if self.started.load(Ordering::SeqCst) && !self.runs.wait(WAIT).await {
             tracing::warn!("the read model has not caught up after 5 s; answering anyway");
         }
+    }
+
+    /// A receiver that is told of the next change to the model.
+    pub(super) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Loaded, and caught up within [`STALE`].
@@ -644,6 +656,7 @@ impl ReadModel {
             *shard.write().unwrap_or_else(PoisonError::into_inner) = built;
         }
         self.applied.store(mark, Ordering::SeqCst);
+        self.bump();
         tracing::info!(
             rows = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -698,6 +711,7 @@ impl ReadModel {
                 self.reload(pool, chunk).await?;
             }
             self.applied.store(last, Ordering::SeqCst);
+            self.bump();
             if (touches.len() as i64) < PAGE {
                 return Ok(());
             }
