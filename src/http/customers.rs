@@ -94,7 +94,8 @@ async fn show(
         })
         .await?;
     let grants = store.grants(Some(&email)).await?;
-    let rows = store.entitlement_rows(&email, None).await?;
+    // From the database, like the sources beside them: one consistent view.
+    let rows = store.stored_entitlement_rows(&email, None).await?;
 
     let mut timeline: Vec<TimelineEntry> = store
         .customer_history(email.as_str())
