@@ -206,38 +206,67 @@ async fn postgres_commit_rate(url: &str) -> f64 {
 }
 
 /// Serves `entitled` on a free port over `url` and drives it with 16 senders.
+/// `entitled`'s own HTTP server in this process, on a migrated database with
+/// the bench's admin token and a Zenofy integration `zenofy` (secret
+/// [`SECRET`]).
+struct InProcess {
+    store: Store,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    async fn start(url: &str) -> Self {
+        let store = Store::connect(url).await.expect("database");
+        store
+            .bootstrap_admin_token(Some(&Secret::new(ADMIN)), entitled::time_fmt::now())
+            .await
+            .expect("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(entitled::server::serve(
+            listener,
+            app(AppState::new(store.clone(), Settings::default())),
+            entitled::server::Limits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut admin = Client::connect(addr).await;
+        let (status, body) = admin
+            .send(
+                "PUT",
+                "/v1/admin/integrations/zenofy",
+                &[
+                    ("authorization", &format!("Bearer {ADMIN}")),
+                    ("content-type", "application/json"),
+                ],
+                format!(r#"{{"provider":"zenofy","secret":"{SECRET}"}}"#).as_bytes(),
+            )
+            .await;
+        assert!((200..300).contains(&status), "integration: {status} {body}");
+        Self {
+            store,
+            addr,
+            stop,
+            server,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.store.close().await;
+    }
+}
+
 async fn ingest(url: &str, deliveries: usize) -> Ingest {
-    let store = Store::connect(url).await.expect("database");
-    store
-        .bootstrap_admin_token(Some(&Secret::new(ADMIN)), entitled::time_fmt::now())
-        .await
-        .expect("token");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(entitled::server::serve(
-        listener,
-        app(AppState::new(store.clone(), Settings::default())),
-        entitled::server::Limits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut admin = Client::connect(addr).await;
-    let (status, body) = admin
-        .send(
-            "PUT",
-            "/v1/admin/integrations/zenofy",
-            &[
-                ("authorization", &format!("Bearer {ADMIN}")),
-                ("content-type", "application/json"),
-            ],
-            format!(r#"{{"provider":"zenofy","secret":"{SECRET}"}}"#).as_bytes(),
-        )
-        .await;
-    assert!((200..300).contains(&status), "integration: {status} {body}");
+    let service = InProcess::start(url).await;
+    let addr = service.addr;
 
     // Distinct subscriptions on every run, so a database used before still
     // sees only first deliveries.
@@ -286,9 +315,7 @@ async fn ingest(url: &str, deliveries: usize) -> Ingest {
     let elapsed = started.elapsed();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    let _ = stop.send(());
-    let _ = server.await;
-    store.close().await;
+    service.stop().await;
     Ingest {
         rate: deliveries as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),

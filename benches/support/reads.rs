@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use super::{ADMIN, Client, SECRET};
+use super::{Client, InProcess, SECRET};
 
 const CONNECTIONS: usize = 64;
 const LOAD: Duration = Duration::from_secs(10);
@@ -88,45 +88,8 @@ fn activation(i: usize) -> String {
 
 /// `count` activations through the real webhook, customers `c0..c{count}`.
 async fn seed(url: &str, count: usize) {
-    let store = entitled::store::Store::connect(url)
-        .await
-        .expect("database");
-    store
-        .bootstrap_admin_token(
-            Some(&entitled::secret::Secret::new(ADMIN)),
-            entitled::time_fmt::now(),
-        )
-        .await
-        .expect("token");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(entitled::server::serve(
-        listener,
-        entitled::app(entitled::AppState::new(
-            store.clone(),
-            entitled::Settings::default(),
-        )),
-        entitled::server::Limits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut client = Client::connect(addr).await;
-    let (status, body) = client
-        .send(
-            "PUT",
-            "/v1/admin/integrations/zenofy",
-            &[
-                ("authorization", &format!("Bearer {ADMIN}")),
-                ("content-type", "application/json"),
-            ],
-            format!(r#"{{"provider":"zenofy","secret":"{SECRET}"}}"#).as_bytes(),
-        )
-        .await;
-    assert!((200..300).contains(&status), "integration: {status} {body}");
+    let service = InProcess::start(url).await;
+    let addr = service.addr;
     let senders: Vec<_> = (0..8)
         .map(|sender| {
             tokio::spawn(async move {
@@ -151,9 +114,7 @@ async fn seed(url: &str, count: usize) {
     for sender in senders {
         sender.await.expect("seeder");
     }
-    let _ = stop.send(());
-    let _ = server.await;
-    store.close().await;
+    service.stop().await;
 }
 
 /// Copies every subscription and entitlement row `times - 1` more times,

@@ -7,10 +7,10 @@
 //! product whose windows a policy change rewrote; touches are numbered in
 //! commit order (SQLite as they are written, PostgreSQL by the sequencer). A
 //! replica that has applied touch N reloads the rows of each customer touched
-//! above N, and recomputes each touched product's windows under its stored
-//! policy from the facts it holds (what the policy change did in the
-//! database). A reload reads the rows as they are then, at least as new as the
-//! touch, so the model never goes back.
+//! above N, and takes each touched product's stored policy, under which the
+//! windows of its rows are computed from their facts at read time (what the
+//! policy change recomputed in the database). A reload reads the rows as they
+//! are then, at least as new as the touch, so the model never goes back.
 //!
 //! - **Read-your-writes:** a write waits, before it answers, for a follow run
 //!   that starts after its commit (and, on PostgreSQL, after its touches are
@@ -704,7 +704,7 @@ impl ReadModel {
                 }
             }
             for product in &products {
-                self.recompute(pool, &ProductKey::parse(product)?).await?;
+                self.take_policy(pool, &ProductKey::parse(product)?).await?;
             }
             let emails: Vec<String> = emails.into_iter().collect();
             for chunk in emails.chunks(RELOAD_CHUNK) {
@@ -740,7 +740,7 @@ impl ReadModel {
 
     /// Takes `product`'s stored policy (the default when it has none): the
     /// windows of its rows are computed under it from now on.
-    async fn recompute(&self, pool: &AnyPool, product: &ProductKey) -> Result<()> {
+    async fn take_policy(&self, pool: &AnyPool, product: &ProductKey) -> Result<()> {
         let policy = super::products::stored_policy(pool, product)
             .await?
             .unwrap_or_default();
