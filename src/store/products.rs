@@ -34,22 +34,6 @@ pub(super) fn policy_from_row(row: &AnyRow) -> Result<Policy> {
     })
 }
 
-/// The stored policy of `product`, if it has one.
-pub(super) async fn stored_policy(
-    pool: &sqlx::AnyPool,
-    product: &ProductKey,
-) -> Result<Option<Policy>> {
-    sqlx::query(trusted(format!(
-        "SELECT {POLICY_COLUMNS} FROM products WHERE key = $1"
-    )))
-    .bind(product.as_str())
-    .fetch_optional(pool)
-    .await?
-    .as_ref()
-    .map(policy_from_row)
-    .transpose()
-}
-
 /// Every stored policy, by product.
 pub(super) async fn stored_policies(pool: &sqlx::AnyPool) -> Result<Vec<(ProductKey, Policy)>> {
     sqlx::query(trusted(format!(

@@ -741,8 +741,10 @@ impl ReadModel {
     /// Takes `product`'s stored policy (the default when it has none): the
     /// windows of its rows are computed under it from now on.
     async fn take_policy(&self, pool: &AnyPool, product: &ProductKey) -> Result<()> {
-        let policy = super::products::stored_policy(pool, product)
+        let policy = super::products::stored_policies(pool)
             .await?
+            .into_iter()
+            .find_map(|(key, policy)| (&key == product).then_some(policy))
             .unwrap_or_default();
         let id = self.names.intern(Some(product.as_str()))?;
         for shard in self.shards.iter() {
