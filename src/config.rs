@@ -58,6 +58,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTITLED_CHANGE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub change_retention_days: u32,
 
+    /// How often the clock looks for answers that time alone changed, in
+    /// seconds: a change is appended within one interval of the instant.
+    #[arg(long, env = "ENTITLED_CLOCK_INTERVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub clock_interval_seconds: u32,
+
+    /// Seconds to wait before each retry of an outbound webhook message,
+    /// comma-separated; after the last, the message is `failed`.
+    #[arg(long, env = "ENTITLED_OUTBOUND_RETRY_SCHEDULE", default_value = "5,300,1800,7200,18000,36000,36000", value_parser = crate::outbound::parse_schedule)]
+    pub outbound_retry_schedule: RetrySchedule,
+
     /// Most connections open at once (lowered to fit the open-file limit). At
     /// the cap the longest-idle connection is closed to make room.
     #[arg(long, env = "ENTITLED_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
@@ -68,6 +78,10 @@ pub struct ServeArgs {
     #[arg(long = "admin-token", env = "ENTITLED_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     pub admin_token: Option<Secret>,
 }
+
+/// The retry schedule, in seconds (a named type: clap reads a `Vec` as a
+/// repeated flag).
+pub type RetrySchedule = Vec<u32>;
 
 fn parse_secret(raw: &str) -> Result<Secret, String> {
     if raw.trim().len() < 16 {

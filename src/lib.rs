@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod outbound;
 pub mod providers;
 pub mod secret;
 pub mod server;
@@ -94,10 +95,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         store.clone(),
         Settings {
             max_body_bytes: args.max_body_bytes,
+            retry_schedule: args.outbound_retry_schedule.clone(),
         },
     );
+    let sender = tokio::spawn(state.sender.clone().run());
     let clock = tokio::spawn(run_clock(
         store.clone(),
+        std::time::Duration::from_secs(u64::from(args.clock_interval_seconds)),
         Retention {
             changes: time::Duration::days(i64::from(args.change_retention_days)),
             delivery_bodies: time::Duration::days(i64::from(args.delivery_retention_days)),
@@ -115,17 +119,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         max_connections: args.max_connections as usize,
         ..server::Limits::default()
     };
-    server::serve(listener, app(state), limits, shutdown_signal())
+    let streams = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        streams.stop_streams();
+    };
+    server::serve(listener, app(state), limits, shutdown)
         .await
         .map_err(Error::Serve)?;
     clock.abort();
+    sender.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
-
-/// How often the clock looks for subscriptions whose period and grace ran out.
-pub const CLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long the clock keeps what it trims.
 struct Retention {
@@ -133,11 +140,13 @@ struct Retention {
     delivery_bodies: time::Duration,
 }
 
-/// Records `expired` (source `clock`) for lapsed active subscriptions, drops
-/// changes and delivery bodies past their retention, now and every
-/// [`CLOCK_INTERVAL`].
-async fn run_clock(store: Store, retention: Retention) {
-    let mut ticks = tokio::time::interval(CLOCK_INTERVAL);
+/// Now and every `interval` (`ENTITLED_CLOCK_INTERVAL_SECONDS`): records
+/// `expired` (source `clock`) for lapsed active subscriptions, appends the
+/// changes time alone made (a period, a grace, a grant or purchase window
+/// ending or beginning), drops changes and delivery bodies past their
+/// retention.
+async fn run_clock(store: Store, interval: std::time::Duration, retention: Retention) {
+    let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
@@ -147,6 +156,11 @@ async fn run_clock(store: Store, retention: Retention) {
                 tracing::info!(expired, "clock: recorded lapsed subscriptions as expired")
             }
             Err(e) => tracing::warn!(error = %e, "clock: could not check for lapsed subscriptions"),
+        }
+        match store.settle_due_timers(time_fmt::now()).await {
+            Ok(0) => {}
+            Ok(changes) => tracing::info!(changes, "clock: appended the changes time made"),
+            Err(e) => tracing::warn!(error = %e, "clock: could not settle due timers"),
         }
         let now = time_fmt::now();
         let horizon = domain::add_seconds(now, -retention.changes.whole_seconds());

@@ -6,6 +6,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
@@ -35,6 +36,12 @@ pub struct Metrics {
     id: u64,
     group_commits: Counter,
     group_committed: Counter,
+    /// Outbound attempts, one counter per result, made up front.
+    outbound_attempts: Vec<Counter>,
+    /// Outbound messages by status, as of the last scrape.
+    outbound_messages: Vec<Gauge>,
+    outbound_oldest_pending: Gauge<f64, AtomicU64>,
+    event_streams: Gauge,
     /// Two scrapes at once must not both add the same difference.
     syncing: std::sync::Mutex<()>,
 }
@@ -162,8 +169,45 @@ impl Metrics {
             "Webhook deliveries committed in group commits",
             group_committed.clone(),
         );
+        let attempts = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "outbound_attempts",
+            "Attempts at sending outbound webhook messages, by result \
+             (delivered, rejected: a non-2xx answer, timed_out, unreachable)",
+            attempts.clone(),
+        );
+        let outbound_attempts = crate::outbound::AttemptResult::ALL
+            .iter()
+            .map(|r| attempts.get_or_create(&[("result", r.as_str())]).clone())
+            .collect();
+        let messages = Family::<ProviderLabel, Gauge>::default();
+        registry.register(
+            "outbound_messages",
+            "Outbound webhook messages kept, by status",
+            messages.clone(),
+        );
+        let outbound_messages = crate::store::MessageStatus::ALL
+            .iter()
+            .map(|s| messages.get_or_create(&[("status", s.as_str())]).clone())
+            .collect();
+        let outbound_oldest_pending = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "outbound_oldest_pending_age_seconds",
+            "Age of the oldest pending outbound webhook message (0: none pending)",
+            outbound_oldest_pending.clone(),
+        );
+        let event_streams = Gauge::default();
+        registry.register(
+            "event_streams_open",
+            "Server-Sent Event streams of GET /v1/events open on this replica",
+            event_streams.clone(),
+        );
         Self {
             registry,
+            outbound_attempts,
+            outbound_messages,
+            outbound_oldest_pending,
+            event_streams,
             group_commits,
             group_committed,
             syncing: std::sync::Mutex::new(()),
@@ -218,6 +262,33 @@ impl Metrics {
         });
     }
 
+    pub fn outbound_attempt(&self, result: crate::outbound::AttemptResult) {
+        if let Some(counter) = crate::outbound::AttemptResult::ALL
+            .iter()
+            .position(|r| *r == result)
+            .and_then(|i| self.outbound_attempts.get(i))
+        {
+            counter.inc();
+        }
+    }
+
+    /// Sets the outbound gauges from the store's figures at `now`.
+    pub fn outbound(&self, stats: &crate::store::OutboundStats, now: crate::domain::Instant) {
+        for (gauge, n) in self.outbound_messages.iter().zip(stats.by_status) {
+            gauge.set(n);
+        }
+        let age = stats
+            .oldest_pending
+            .map_or(0.0, |oldest| (now - oldest).as_seconds_f64().max(0.0));
+        self.outbound_oldest_pending.set(age);
+    }
+
+    /// An event stream opened; the guard counts it closed when dropped.
+    pub fn event_stream(self: &std::sync::Arc<Self>) -> StreamGuard {
+        self.event_streams.inc();
+        StreamGuard(self.clone())
+    }
+
     /// Brings the group-commit counters up to the store's figures.
     pub fn group_commits(&self, batches: u64, deliveries: u64) {
         let _one_at_a_time = self
@@ -241,6 +312,16 @@ impl Metrics {
     /// The Prometheus text exposition (`text/plain; version=0.0.4`).
     pub fn render(&self) -> String {
         openmetrics_to_text(&self.render_openmetrics())
+    }
+}
+
+/// One open event stream, counted until dropped.
+#[derive(Debug)]
+pub struct StreamGuard(std::sync::Arc<Metrics>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.event_streams.dec();
     }
 }
 

@@ -287,6 +287,7 @@ async fn webhook_body_over_the_limit_is_413_and_stores_nothing(app: TestApp) {
         db,
         entitled::Settings {
             max_body_bytes: 1024,
+            ..entitled::Settings::default()
         },
     )
     .await

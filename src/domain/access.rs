@@ -319,6 +319,73 @@ pub fn decide(sources: &[Source], at: Instant) -> Decision {
     }
 }
 
+/// Which edge of a window an instant is: what the clock says happened when it
+/// passes one (the `event` of a change the clock appends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// The window begins (a grant or purchase that starts later).
+    Began,
+    /// A subscription's paid period ends and its grace begins.
+    PeriodEnded,
+    /// The window ends (the period, or its grace, or a grant or purchase).
+    Ended,
+}
+
+impl Boundary {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Began => "access_began",
+            Self::PeriodEnded => "period_ended",
+            Self::Ended => "access_ended",
+        }
+    }
+}
+
+impl Window {
+    /// The window's edges, each with what it is.
+    fn edges(&self) -> impl Iterator<Item = (Instant, Boundary)> {
+        [
+            Some((self.from, Boundary::Began)),
+            self.grace_from.map(|g| (g, Boundary::PeriodEnded)),
+            self.until.map(|u| (u, Boundary::Ended)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// The first instant after `after` at which time alone may change what
+/// [`decide`] answers for `sources`: the nearest window edge. `None`: no edge
+/// lies ahead, the answer stays as it is until a source changes. (Between two
+/// edges every window either contains the instant or not, and none enters
+/// grace, so the answer is constant there.)
+pub fn next_boundary(sources: &[Source], after: Instant) -> Option<Instant> {
+    sources
+        .iter()
+        .filter_map(|s| s.window.as_ref())
+        .flat_map(Window::edges)
+        .map(|(at, _)| at)
+        .filter(|&at| at > after)
+        .min()
+}
+
+/// The most recent edge at or before `at` (and not before `since`), with the
+/// index of its source: what the clock names as the cause of a change it
+/// appends.
+pub fn last_boundary(
+    sources: &[Source],
+    since: Instant,
+    at: Instant,
+) -> Option<(Instant, usize, Boundary)> {
+    sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.window.as_ref().map(|w| (i, w)))
+        .flat_map(|(i, w)| w.edges().map(move |(edge, kind)| (edge, i, kind)))
+        .filter(|&(edge, _, _)| since <= edge && edge <= at)
+        .max_by_key(|&(edge, _, _)| edge)
+}
+
 #[cfg(test)]
 #[path = "access_tests.rs"]
 mod tests;

@@ -349,4 +349,45 @@ proptest! {
             .collect();
         check_decision(&sources, at)?;
     }
+
+    /// The clock's promise: between `at` and the next boundary the answer
+    /// stays as it is, so a change appended at each boundary is every change
+    /// time alone makes.
+    #[test]
+    fn the_answer_holds_until_the_next_boundary(
+        all in prop::collection::vec((near_facts(), near_instant()), 0..5),
+        policy in accepted_policy(),
+        at in near_instant(),
+        later in 0i64..40 * 86_400,
+    ) {
+        let sources: Vec<Source> = all
+            .iter()
+            .map(|(facts, changed_at)| Source {
+                state: facts.state,
+                window: window(facts, &policy),
+                changed_at: *changed_at,
+            })
+            .collect();
+        let then = crate::domain::add_seconds(at, later);
+        let answer = |d: Decision| (d.entitled, d.reason, d.valid_until);
+        match next_boundary(&sources, at) {
+            Some(next) if next <= then => {
+                prop_assert!(next > at);
+                // The edge just crossed is the one the clock names.
+                prop_assert!(last_boundary(&sources, at, next).is_some());
+            }
+            _ => prop_assert_eq!(answer(decide(&sources, at)), answer(decide(&sources, then))),
+        }
+    }
+}
+
+/// Instants within a few months of each other, so that windows, their edges
+/// and the instants asked about meet often.
+fn near_instant() -> impl Strategy<Value = Instant> {
+    (1_700_000_000i64..1_700_000_000 + 90 * 86_400)
+        .prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap())
+}
+
+fn near_facts() -> impl Strategy<Value = Facts> {
+    facts_with(near_instant)
 }

@@ -178,7 +178,7 @@ async fn list(
 const MAX_SEQUENCE: i64 = 999_999_999_999_999_999;
 
 /// A sequence number: an integer from 0 to [`MAX_SEQUENCE`].
-fn sequence(name: &str, raw: &str) -> Result<i64, ApiError> {
+pub(super) fn sequence(name: &str, raw: &str) -> Result<i64, ApiError> {
     let in_range = |n: &i64| (0..=MAX_SEQUENCE).contains(n);
     raw.parse::<i64>().ok().filter(in_range).ok_or_else(|| {
         ApiError::invalid(

@@ -32,7 +32,8 @@ pub struct Health {
 ///
 /// The Prometheus text format (0.0.4), or OpenMetrics when `Accept` asks for
 /// `application/openmetrics-text`: requests, deliveries by outcome, webhook
-/// authentication failures, access checks.
+/// authentication failures, access checks, outbound messages by status and
+/// attempts by result, the oldest pending message's age, open event streams.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -51,6 +52,12 @@ async fn metrics(
 ) -> impl axum::response::IntoResponse {
     let (batches, deliveries) = state.store.group_commits();
     state.metrics.group_commits(batches, deliveries);
+    // Without the database the gauges keep their last values; the scrape
+    // still answers.
+    match state.store.outbound_stats().await {
+        Ok(stats) => state.metrics.outbound(&stats, crate::time_fmt::now()),
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count outbound messages"),
+    }
     let openmetrics = headers
         .get_all(axum::http::header::ACCEPT)
         .iter()

@@ -7,6 +7,8 @@ mod auth;
 mod changes;
 mod customers;
 mod deliveries;
+mod endpoints;
+mod events;
 mod error;
 mod extract;
 mod grants;
@@ -31,6 +33,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+pub use changes::ChangeView;
 pub use error::{ApiError, Problem};
 pub use guard::RequestStarted;
 
@@ -51,6 +54,12 @@ pub struct Shared {
     pub store: Store,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// Sends outbound webhooks: `test` and `resend` here, the due messages in
+    /// the loop `serve` runs.
+    pub sender: Arc<crate::outbound::Sender>,
+    /// Set when the service shuts down: event streams end, so in-flight
+    /// requests can finish.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -63,11 +72,24 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, settings: Settings) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let sender = Arc::new(crate::outbound::Sender::new(
+            store.clone(),
+            settings.retry_schedule.clone(),
+            metrics.clone(),
+        ));
         Self(Arc::new(Shared {
             store,
             settings,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            sender,
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Ends every event stream (at shutdown).
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
     }
 }
 
@@ -76,12 +98,15 @@ impl AppState {
 pub struct Settings {
     /// Largest webhook body accepted; larger is 413 with nothing stored.
     pub max_body_bytes: usize,
+    /// Seconds before each retry of an outbound message.
+    pub retry_schedule: Vec<u32>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             max_body_bytes: 262_144,
+            retry_schedule: crate::outbound::DEFAULT_SCHEDULE.to_vec(),
         }
     }
 }
@@ -100,6 +125,8 @@ pub fn app(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(customers::router())
         .merge(changes::router())
+        .merge(endpoints::router())
+        .merge(events::router())
         .merge(health::router())
         .merge(health::metrics_router())
         .merge(openapi::router())

@@ -19,7 +19,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::Problem;
 use super::{
-    AppState, access, changes, customers, deliveries, grants, health, integrations, orders,
+    AppState, access, changes, customers, deliveries, endpoints, events, grants, health, integrations, orders,
     products, subscriptions, tokens, webhooks,
 };
 
@@ -65,6 +65,15 @@ pub const UI_PATH: &str = "/docs";
         deliveries::replay,
         customers::show,
         changes::list,
+        events::stream,
+        endpoints::put,
+        endpoints::list,
+        endpoints::show,
+        endpoints::remove,
+        endpoints::rotate,
+        endpoints::test,
+        endpoints::messages,
+        endpoints::resend,
         tokens::create,
         tokens::list,
         tokens::remove,
@@ -86,6 +95,8 @@ pub const UI_PATH: &str = "/docs";
         (name = "deliveries", description = "The delivery log, and replay"),
         (name = "customers", description = "Everything about one customer"),
         (name = "changes", description = "The change log: every change of an access answer, with its cause"),
+        (name = "events", description = "The change log as Server-Sent Events"),
+        (name = "endpoints", description = "Outbound webhooks: endpoints, messages, attempts"),
         (name = "tokens", description = "API tokens"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "openapi", description = "This document and its browsable UI"),

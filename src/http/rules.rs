@@ -188,8 +188,13 @@ fn body_fields(doc: &mut Value) {
         ("/NewToken/properties/name", text(MAX_NAME)),
         (
             "/IntegrationBody/properties/product_map/additionalProperties",
-            product_key,
+            product_key.clone(),
         ),
+        (
+            "/EndpointBody/properties/url",
+            json!({"pattern": super::endpoints::URL_PATTERN, "maxLength": super::endpoints::MAX_URL}),
+        ),
+        ("/EndpointBody/properties/products/items", product_key),
     ] {
         if let Some(schema) = doc.pointer_mut(&format!("{schemas}{pointer}")) {
             set(schema, rules);
@@ -244,7 +249,10 @@ fn parameters(doc: &mut Value) {
                     ("path", "key") if path.starts_with("/v1/admin/products/") => {
                         Some(ProductKey::PATTERN)
                     }
-                    ("path", "id") if path.starts_with("/v1/admin/integrations/") => {
+                    ("path", "id")
+                        if path.starts_with("/v1/admin/integrations/")
+                            || path.starts_with("/v1/admin/endpoints/") =>
+                    {
                         Some(IntegrationId::PATTERN)
                     }
                     _ => None,

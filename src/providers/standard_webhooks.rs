@@ -200,6 +200,35 @@ fn check_timestamp(timestamp: &str, now: OffsetDateTime) -> Result<(), VerifyErr
     Ok(())
 }
 
+/// The sending side, for outbound webhooks: the `webhook-signature` value for
+/// a message, one `v1,` entry per secret (the new one first during a
+/// rotation), space-separated. Every secret must be one [`generate_secret`]
+/// made or [`check_secret`] accepts.
+pub fn signature_header(
+    secrets: &[&Secret],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, String> {
+    let timestamp = timestamp.to_string();
+    let mut entries = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let key = decode_secret(secret.expose())?;
+        entries.push(format!(
+            "v1,{}",
+            sign(&key, id, &timestamp, body)
+        ));
+    }
+    Ok(entries.join(" "))
+}
+
+/// A fresh signing secret: `whsec_` and the base64 of 24 random bytes.
+pub fn generate_secret() -> Secret {
+    let mut key = [0u8; 24];
+    getrandom::fill(&mut key).expect("the operating system's random source failed");
+    Secret::new(format!("{SECRET_PREFIX}{}", STANDARD.encode(key)))
+}
+
 /// `v1` signature of a delivery, standard base64 with padding.
 fn sign(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
@@ -299,6 +328,70 @@ mod tests {
             let id = vector.check(&vector.headers(set)).unwrap();
             assert_eq!(id.as_str(), vector.id);
         }
+    }
+
+    // ---- the signer, against the official vectors and this verifier ----
+
+    #[test]
+    fn the_signer_reproduces_every_official_vector() {
+        for vector in [row1(), row2(), row3()] {
+            let header = signature_header(
+                &[&Secret::new(vector.secret)],
+                vector.id,
+                vector.timestamp,
+                &vector.payload,
+            )
+            .unwrap();
+            assert_eq!(header, vector.signature);
+            let headers = header_map(
+                UNBRANDED_HEADERS,
+                vector.id,
+                &vector.timestamp.to_string(),
+                &header,
+            );
+            assert_eq!(vector.check(&headers).unwrap().as_str(), vector.id);
+        }
+    }
+
+    #[test]
+    fn during_a_rotation_each_secret_verifies_the_signature_list() {
+        let (new, old) = (row1(), Secret::new(row2().secret));
+        let header = signature_header(
+            &[&Secret::new(new.secret), &old],
+            new.id,
+            new.timestamp,
+            &new.payload,
+        )
+        .unwrap();
+        let entries: Vec<&str> = header.split(' ').collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0], new.signature);
+        let headers = header_map(
+            UNBRANDED_HEADERS,
+            new.id,
+            &new.timestamp.to_string(),
+            &header,
+        );
+        for secret in [Secret::new(new.secret), old] {
+            verify(&secret, &headers, &new.payload, at(new.timestamp)).unwrap();
+        }
+        let stranger = generate_secret();
+        assert_eq!(
+            verify(&stranger, &headers, &new.payload, at(new.timestamp)),
+            Err(VerifyError::NoMatchingSignature)
+        );
+    }
+
+    #[test]
+    fn a_generated_secret_is_whsec_and_24_random_bytes_and_signs() {
+        let (a, b) = (generate_secret(), generate_secret());
+        assert_ne!(a, b);
+        let encoded = a.expose().strip_prefix("whsec_").unwrap();
+        assert_eq!(STANDARD.decode(encoded).unwrap().len(), 24);
+        check_secret(a.expose()).unwrap();
+        let header = signature_header(&[&a], "msg_1", 1_700_000_000, b"{}").unwrap();
+        let headers = header_map(UNBRANDED_HEADERS, "msg_1", "1700000000", &header);
+        verify(&a, &headers, b"{}", at(1_700_000_000)).unwrap();
     }
 
     // ---- official vectors ----

@@ -142,6 +142,7 @@ pub(super) async fn append(
     } else {
         None
     };
+    let mut inserted = Vec::with_capacity(changed.len());
     for chunk in changed.chunks(APPEND_CHUNK) {
         let sql = format!(
             "INSERT INTO changes (sequence, at, email, product, entitled, reason, valid_until, plan,
@@ -150,6 +151,7 @@ pub(super) async fn append(
              VALUES {}",
             super::values_list(chunk.len(), 17, 1)
         );
+        let sql = format!("{sql} RETURNING id, email, product");
         let mut query = sqlx::query(super::trusted(sql));
         for change in chunk {
             let before = change.before.as_ref();
@@ -174,8 +176,15 @@ pub(super) async fn append(
                 .bind(source.map(|(_, id)| id))
                 .bind(cause.event);
         }
-        query.execute(&mut *tx).await?;
+        for row in query.fetch_all(&mut *tx).await? {
+            inserted.push((
+                sqlx::Row::try_get::<i64, _>(&row, "id")?,
+                text(&row, "email")?,
+                text(&row, "product")?,
+            ));
+        }
     }
+    super::outbound::enqueue(tx, &inserted, crate::time_fmt::now()).await?;
     Ok(changed.len())
 }
 
@@ -329,7 +338,17 @@ pub(super) fn answer_in(row: &AnyRow, prefix: &str) -> Result<Option<Answer>> {
     }))
 }
 
-fn from_row(row: &AnyRow) -> Result<Change> {
+/// [`COLUMNS`] read from the table aliased `alias`, under their own names
+/// (for a join that [`from_row`] reads).
+pub(super) fn columns_as(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c} AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn from_row(row: &AnyRow) -> Result<Change> {
     let previous = answer_in(row, "prev_")?;
     let kind = text(row, "cause_kind")?;
     let cause_source = match (
@@ -392,13 +411,31 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Drops changes older than `before` (`ENTITLED_CHANGE_RETENTION_DAYS`).
+    /// Drops changes older than `before` (`ENTITLED_CHANGE_RETENTION_DAYS`),
+    /// with the messages that announced them and tests sent before then.
     pub async fn drop_changes_before(&self, before: Instant) -> Result<u64> {
         let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM changes WHERE at < $1")
+        let mut tx = self.pool.begin().await?;
+        let old_messages = "SELECT m.id FROM messages m LEFT JOIN changes c ON c.id = m.change_id
+             WHERE (c.id IS NOT NULL AND c.at < $1) OR (m.change_id IS NULL AND m.created_at < $1)";
+        sqlx::query(super::trusted(format!(
+            "DELETE FROM message_attempts WHERE message IN ({old_messages})"
+        )))
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(super::trusted(format!(
+            "DELETE FROM messages WHERE id IN ({old_messages})"
+        )))
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await?;
+        let dropped = sqlx::query("DELETE FROM changes WHERE at < $1")
             .bind(micros(before))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        tx.commit().await?;
+        Ok(dropped)
     }
 }

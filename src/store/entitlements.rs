@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::changes::{self, Answer, Cause, Compared};
+use super::timers::{self, Timer};
 use super::{
     Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text, text,
     trusted,
@@ -143,7 +144,7 @@ pub(super) async fn replace_for_source(
     pairs.sort();
     pairs.dedup();
     lock(tx, &pairs).await?;
-    let mut seen = read_pairs(tx, &pairs, kind, source_id).await?;
+    let mut seen = read_pairs(tx, &pairs, Some((kind, source_id))).await?;
     let own = |r: &EntitlementRow| r.state.kind() == kind && r.source_id == source_id;
     let moved = seen.own_rows > seen.rows.iter().flatten().filter(|r| own(r)).count() as i64;
     if moved {
@@ -153,7 +154,7 @@ pub(super) async fn replace_for_source(
         pairs.sort();
         pairs.dedup();
         lock(tx, &pairs).await?;
-        seen = read_pairs(tx, &pairs, kind, source_id).await?;
+        seen = read_pairs(tx, &pairs, Some((kind, source_id))).await?;
         sqlx::query("DELETE FROM entitlements WHERE source_kind = $1 AND source_id = $2")
             .bind(kind.as_str())
             .bind(source_id)
@@ -168,28 +169,26 @@ pub(super) async fn replace_for_source(
         upsert(tx, row).await?;
     }
 
-    let compared: Vec<Compared<'_>> = pairs
-        .iter()
-        .zip(&seen.rows)
-        .zip(seen.last)
-        .map(|(((email, product), before), last)| {
-            let mut after: Vec<EntitlementRow> =
-                before.iter().filter(|r| !own(r)).cloned().collect();
-            after.extend(
-                rows.iter()
-                    .filter(|r| &r.email == email && &r.product == product)
-                    .cloned(),
-            );
-            after.sort_by(|a, b| (a.changed_at, &a.source_id).cmp(&(b.changed_at, &b.source_id)));
-            Compared {
-                email,
-                product,
-                before: last.or_else(|| (!before.is_empty()).then(|| Answer::of(before, cause.at))),
-                after: Answer::of(&after, cause.at),
-            }
-        })
-        .collect();
+    let mut compared = Vec::with_capacity(pairs.len());
+    let mut timers = Vec::with_capacity(pairs.len());
+    for (((email, product), before), last) in pairs.iter().zip(&seen.rows).zip(seen.last) {
+        let mut after: Vec<EntitlementRow> = before.iter().filter(|r| !own(r)).cloned().collect();
+        after.extend(
+            rows.iter()
+                .filter(|r| &r.email == email && &r.product == product)
+                .cloned(),
+        );
+        after.sort_by(|a, b| (a.changed_at, &a.source_id).cmp(&(b.changed_at, &b.source_id)));
+        compared.push(Compared {
+            email,
+            product,
+            before: last.or_else(|| (!before.is_empty()).then(|| Answer::of(before, cause.at))),
+            after: Answer::of(&after, cause.at),
+        });
+        timers.push(Timer::after(email, product, &after, cause.at));
+    }
     changes::append(tx, cause, Some((kind, source_id)), &compared).await?;
+    timers::set(tx, &timers).await?;
     let mut emails: Vec<&Email> = pairs.iter().map(|(email, _)| email).collect();
     emails.dedup();
     super::reads::touch_customers(tx, &emails).await?;
@@ -200,7 +199,7 @@ pub(super) async fn replace_for_source(
 /// rest of the transaction, and their products in shared mode, which a policy
 /// change takes exclusively (see [`lock_product`]). Advisory locks on hashed
 /// keys: a collision costs a wait, never a wrong answer.
-async fn lock(tx: &mut AnyConnection, pairs: &[(Email, ProductKey)]) -> Result<()> {
+pub(super) async fn lock(tx: &mut AnyConnection, pairs: &[(Email, ProductKey)]) -> Result<()> {
     if tx.backend_name() != "PostgreSQL" || pairs.is_empty() {
         return Ok(());
     }
@@ -252,21 +251,21 @@ pub(super) async fn lock_product(tx: &mut AnyConnection, product: &ProductKey) -
 
 /// What [`read_pairs`] found: each pair's rows (in `pairs` order), the policy
 /// of each product configured, and how many rows the source has anywhere.
-struct Seen {
-    rows: Vec<Vec<EntitlementRow>>,
+pub(super) struct Seen {
+    pub rows: Vec<Vec<EntitlementRow>>,
     /// Each pair's last change in the log, in `pairs` order.
-    last: Vec<Option<Answer>>,
-    policies: std::collections::BTreeMap<ProductKey, Policy>,
-    own_rows: i64,
+    pub last: Vec<Option<Answer>>,
+    pub policies: std::collections::BTreeMap<ProductKey, Policy>,
+    /// How many rows the source named has (0 when none is named).
+    pub own_rows: i64,
 }
 
 /// One statement: every row of `pairs`, their last changes, their products'
-/// policies, and the number of rows the source has.
-async fn read_pairs(
+/// policies, and the number of rows the source `own` has.
+pub(super) async fn read_pairs(
     tx: &mut AnyConnection,
     pairs: &[(Email, ProductKey)],
-    kind: SourceKind,
-    source_id: &str,
+    own: Option<(SourceKind, &str)>,
 ) -> Result<Seen> {
     let mut seen = Seen {
         rows: vec![Vec::new(); pairs.len()],
@@ -304,8 +303,8 @@ async fn read_pairs(
         keys = keys.join(", "),
     );
     let mut query = sqlx::query(trusted(sql))
-        .bind(kind.as_str())
-        .bind(source_id);
+        .bind(own.map_or("", |(kind, _)| kind.as_str()))
+        .bind(own.map_or("", |(_, id)| id));
     for (email, product) in pairs {
         query = query.bind(email.as_str()).bind(product.as_str());
     }
@@ -413,9 +412,16 @@ pub(super) async fn recompute_product(
     let mut last = last_changes(tx, product).await?;
     // Rows come by customer: one comparison per customer, before and after.
     let mut compared = Vec::new();
+    let mut timers = Vec::new();
     let mut start = 0;
     for customer in rows.chunk_by(|a, b| a.email == b.email) {
         let end = start + customer.len();
+        timers.push(Timer::after(
+            &customer[0].email,
+            product,
+            &recomputed[start..end],
+            cause.at,
+        ));
         compared.push(Compared {
             email: &customer[0].email,
             product,
@@ -428,6 +434,7 @@ pub(super) async fn recompute_product(
         start = end;
     }
     changes::append(tx, cause, None, &compared).await?;
+    timers::set(tx, &timers).await?;
     super::reads::touch_product(tx, product).await?;
     Ok(())
 }

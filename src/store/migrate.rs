@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0007_reads.sql"),
         postgres: include_str!("../../migrations/postgres/0007_reads.sql"),
     },
+    Migration {
+        version: 8,
+        description: "notifications",
+        sqlite: include_str!("../../migrations/sqlite/0008_notifications.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_notifications.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

@@ -13,10 +13,12 @@ mod ingest;
 mod integrations;
 mod migrate;
 mod orders;
+mod outbound;
 mod products;
 mod reads;
 mod runs;
 mod subscriptions;
+mod timers;
 mod tokens;
 mod tx;
 mod writer;
@@ -38,6 +40,10 @@ pub use history::HistoryEntry;
 pub use ingest::{Apply, Inbound, Recorded, Subject};
 pub use integrations::Integration;
 pub use orders::{Buyer, OrderFilter, OrderRecord};
+pub use outbound::{
+    ACCESS_CHANGED, ENDPOINT_TEST, Endpoint, EndpointStatus, Lease, Leased, Message, MessageAttempt,
+    MessageFilter, MessageStatus, OutboundStats, Settle, Target,
+};
 pub use products::Product;
 pub use subscriptions::{SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
