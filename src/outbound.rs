@@ -38,7 +38,7 @@ pub const PER_ENDPOINT: usize = 4;
 
 /// How long a sender holds a message it tries: well past the attempt's limit,
 /// so only a sender that died loses it.
-const LEASE: time::Duration = time::Duration::seconds(60);
+const LEASE: time::Duration = time::Duration::seconds(15);
 
 /// How often the loop looks for due messages.
 const POLL: Duration = Duration::from_millis(200);

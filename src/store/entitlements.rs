@@ -10,7 +10,7 @@ use super::{
     Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text, text,
     trusted,
 };
-use crate::domain::access::{self, Facts, SourceKind, SourceState, Window};
+use crate::domain::access::{self, Facts, Reason, SourceKind, SourceState, Window};
 use crate::domain::{Email, Instant, Policy, ProductKey};
 
 /// One entitlement row.
@@ -182,7 +182,11 @@ pub(super) async fn replace_for_source(
         compared.push(Compared {
             email,
             product,
-            before: last.or_else(|| (!before.is_empty()).then(|| Answer::of(before, cause.at))),
+            // Rows that answered `no_entitlement` (a grant not yet begun)
+            // showed nothing: `previous` is null, as for no rows.
+            before: last.or_else(|| {
+                Some(Answer::of(before, cause.at)).filter(|a| a.reason != Reason::NoEntitlement)
+            }),
             after: Answer::of(&after, cause.at),
         });
         timers.push(Timer::after(email, product, &after, cause.at));

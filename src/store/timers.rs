@@ -15,7 +15,7 @@ use super::changes::{self, Answer, Cause, CauseKind, Compared};
 use super::entitlements::{self, EntitlementRow};
 use super::tx::{Attempt, retrying};
 use super::{Result, Store, micros, text, trusted};
-use crate::domain::access;
+use crate::domain::access::{self, Reason};
 use crate::domain::{Email, Instant, ProductKey};
 
 /// One pair's next timer: `None` when no edge lies ahead.
@@ -143,10 +143,12 @@ impl Store {
             // first look at a pair (or past the log's retention), the answer
             // a microsecond before that edge.
             let crossed = access::last_boundary(&sources, Instant::UNIX_EPOCH, now);
+            // (`no_entitlement` there is nothing shown: `previous` is null.)
             let before = match (last, crossed) {
                 (Some(last), _) => Some(last.clone()),
                 (None, Some((edge, _, _))) => {
                     Some(Answer::of(rows, edge - time::Duration::microseconds(1)))
+                        .filter(|a| a.reason != Reason::NoEntitlement)
                 }
                 (None, None) => Some(Answer::of(rows, now)),
             };

@@ -3,6 +3,7 @@
 //! schema, so tests run in parallel).
 #![allow(dead_code)]
 
+pub mod receiver;
 pub mod server;
 
 use axum::Router;
@@ -28,6 +29,8 @@ pub enum Db {
 /// A running app on its own database.
 pub struct TestApp {
     pub router: Router,
+    /// What the router's handlers share: the outbound sender, the metrics.
+    pub state: AppState,
     pub store: Store,
     pub db: Db,
     /// The database URL, for a second store or process on the same data.
@@ -110,9 +113,11 @@ impl TestApp {
             store.wait_ready(std::time::Duration::from_secs(30)).await,
             "the read model did not load"
         );
-        let router = app(AppState::new(store.clone(), settings));
+        let state = AppState::new(store.clone(), settings);
+        let router = app(state.clone());
         Some(Self {
             router,
+            state,
             store,
             db,
             url,
