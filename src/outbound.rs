@@ -36,8 +36,9 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Sends at once to one endpoint, per replica.
 pub const PER_ENDPOINT: usize = 4;
 
-/// How long a sender holds a message it tries: well past the attempt's limit,
-/// so only a sender that died loses it.
+/// How long a sender holds a message it tries: past the attempt's limit and
+/// the time to record it, so only a sender that died loses it; short, so
+/// another replica (or the restarted one) takes a dead sender's messages soon.
 const LEASE: time::Duration = time::Duration::seconds(15);
 
 /// How often the loop looks for due messages.
