@@ -111,6 +111,8 @@ pub struct Sender {
     metrics: Arc<Metrics>,
     slots: Arc<tokio::sync::Semaphore>,
     per_endpoint: Mutex<HashMap<String, usize>>,
+    /// Told when an attempt ends and its slot is free.
+    finished: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Sender {
@@ -145,17 +147,29 @@ impl Sender {
             metrics,
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             per_endpoint: Mutex::default(),
+            finished: tokio::sync::Notify::new(),
         }
     }
 
     /// Sends due messages until the process ends.
     pub async fn run(self: Arc<Self>) {
         loop {
-            match self.clone().round().await {
-                Ok(tasks) => drop(tasks),
-                Err(e) => tracing::warn!(error = %e, "outbound: could not lease due messages"),
+            let started = match self.clone().round().await {
+                Ok(tasks) => !tasks.is_empty(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbound: could not lease due messages");
+                    false
+                }
+            };
+            if started {
+                // A backlog goes out as fast as slots free up.
+                tokio::select! {
+                    () = self.finished.notified() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            } else {
+                tokio::time::sleep(POLL).await;
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -225,7 +239,9 @@ impl Sender {
                         per.remove(&endpoint);
                     }
                 }
+                drop(per);
                 drop(permit);
+                sender.finished.notify_one();
             }));
         }
         if !over.is_empty() {
@@ -373,10 +389,7 @@ impl Sender {
             Ok(Err(error)) => (None, Some(error), AttemptResult::Unreachable),
             Err(_) => (
                 None,
-                Some(format!(
-                    "no answer within {} s",
-                    ATTEMPT_TIMEOUT.as_secs()
-                )),
+                Some(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
                 AttemptResult::TimedOut,
             ),
         };

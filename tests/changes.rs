@@ -349,6 +349,8 @@ async fn changes_filter_by_customer_and_product_and_page_with_since_and_cursor(a
         "cursor=c1.x",
         "cursor=1",
         "email=nope",
+        // A cursor takes the place of `since`, which is still checked.
+        "since=true&cursor=c1.1",
     ] {
         let reply = app
             .admin(Method::GET, &format!("/v1/admin/changes?{bad}"), None)

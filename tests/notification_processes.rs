@@ -82,12 +82,19 @@ fn create_endpoint(server: &Server, id: &str, url: &str) -> String {
     body["secret"].as_str().unwrap().to_owned()
 }
 
-fn grant(server: &Server, email: &str, from: time::OffsetDateTime, until: time::OffsetDateTime) -> String {
+fn grant(
+    server: &Server,
+    email: &str,
+    from: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+) -> String {
     let (status, body) = server.admin(
         "POST",
         "/v1/admin/grants",
-        Some(&json!({"email": email, "product": "pro", "valid_from": fmt(from),
-            "valid_until": fmt(until), "reason": "support"})),
+        Some(
+            &json!({"email": email, "product": "pro", "valid_from": fmt(from),
+            "valid_until": fmt(until), "reason": "support"}),
+        ),
     );
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().unwrap().to_owned()
@@ -148,13 +155,24 @@ fn configured_schedule_and_clock(data: Data) {
     receiver.trust(&create_endpoint(&server, "backend", &receiver.url));
     receiver.answer_always(500);
     let now = time::OffsetDateTime::now_utc();
-    grant(&server, "ada@example.com", now - time::Duration::hours(1), now + time::Duration::days(1));
+    grant(
+        &server,
+        "ada@example.com",
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
 
     let failed = until(Duration::from_secs(30), || {
         let listed = messages(&server, "backend");
         (listed.first()?["status"] == "failed").then(|| listed[0].clone())
     })
-    .unwrap_or_else(|| panic!("not failed: {:#?}\n{}", messages(&server, "backend"), server.log()));
+    .unwrap_or_else(|| {
+        panic!(
+            "not failed: {:#?}\n{}",
+            messages(&server, "backend"),
+            server.log()
+        )
+    });
     let attempts = failed["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 4, "{failed:#}");
     let at: Vec<_> = attempts.iter().map(|a| instant(&a["at"])).collect();
@@ -167,7 +185,11 @@ fn configured_schedule_and_clock(data: Data) {
     }
     let received = receiver.received();
     assert_eq!(received.len(), 4);
-    assert!(received.iter().all(|m| m.id == failed["id"].as_str().unwrap()));
+    assert!(
+        received
+            .iter()
+            .all(|m| m.id == failed["id"].as_str().unwrap())
+    );
     assert!(received.iter().all(|m| m.verified_by == vec![0]));
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(receiver.received().len(), 4, "nothing after the schedule");
@@ -175,7 +197,10 @@ fn configured_schedule_and_clock(data: Data) {
     receiver.answer_always(200);
     let (status, resent) = server.admin(
         "POST",
-        &format!("/v1/admin/endpoints/backend/messages/{}/resend", failed["id"].as_str().unwrap()),
+        &format!(
+            "/v1/admin/endpoints/backend/messages/{}/resend",
+            failed["id"].as_str().unwrap()
+        ),
         None,
     );
     assert_eq!(status, 200, "{resent}");
@@ -184,22 +209,42 @@ fn configured_schedule_and_clock(data: Data) {
 
     // A grant that ends in two seconds: the clock's change comes by itself.
     let ends = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
-    let id = grant(&server, "bea@example.com", now - time::Duration::hours(1), ends);
+    let id = grant(
+        &server,
+        "bea@example.com",
+        now - time::Duration::hours(1),
+        ends,
+    );
     let ended = until(Duration::from_secs(30), || {
         receiver
             .received()
             .into_iter()
             .find(|m| m.body["data"]["cause"]["kind"] == "clock")
     })
-    .unwrap_or_else(|| panic!("no clock change: {:#?}\n{}", receiver.received(), server.log()));
+    .unwrap_or_else(|| {
+        panic!(
+            "no clock change: {:#?}\n{}",
+            receiver.received(),
+            server.log()
+        )
+    });
     let change = &ended.body["data"];
     assert_eq!(change["email"], "bea@example.com");
     assert_eq!(change["answer"]["reason"], "period_ended");
-    assert_eq!(change["cause"]["source"], json!({"kind": "grant", "id": id}));
+    assert_eq!(
+        change["cause"]["source"],
+        json!({"kind": "grant", "id": id})
+    );
     assert_eq!(ended.verified_by, vec![0]);
     let lag = instant(&change["at"]) - ends;
-    println!("the clock appended the grant's end {:.2} s after it", lag.as_seconds_f64());
-    assert!(lag >= time::Duration::ZERO, "not before the instant: {change}");
+    println!(
+        "the clock appended the grant's end {:.2} s after it",
+        lag.as_seconds_f64()
+    );
+    assert!(
+        lag >= time::Duration::ZERO,
+        "not before the instant: {change}"
+    );
 }
 
 #[test]
@@ -209,7 +254,9 @@ fn after_a_sigkill_every_committed_change_is_delivered_or_superseded_on_sqlite()
 
 #[test]
 fn after_a_sigkill_every_committed_change_is_delivered_or_superseded_on_postgres() {
-    if let Some(data) = Data::postgres("after_a_sigkill_every_committed_change_is_delivered_or_superseded") {
+    if let Some(data) =
+        Data::postgres("after_a_sigkill_every_committed_change_is_delivered_or_superseded")
+    {
         sigkill_with_messages_pending(data);
     }
 }
@@ -250,7 +297,13 @@ fn sigkill_with_messages_pending(data: Data) {
             .all(|m| m["status"] == "delivered" || m["status"] == "superseded")
             .then_some(listed)
     })
-    .unwrap_or_else(|| panic!("not all settled: {:#?}\n{}", messages(&server, "backend"), server.log()));
+    .unwrap_or_else(|| {
+        panic!(
+            "not all settled: {:#?}\n{}",
+            messages(&server, "backend"),
+            server.log()
+        )
+    });
     let log = changes(&server);
     assert_eq!(log.len(), 9, "{log:#?}");
     let by_sequence: std::collections::BTreeMap<i64, &Value> = listed
@@ -269,19 +322,27 @@ fn sigkill_with_messages_pending(data: Data) {
             .get(&sequence)
             .unwrap_or_else(|| panic!("change {sequence} has no message: {listed:#?}"));
         if message["status"] == "delivered" {
-            assert!(delivered_ids.contains(message["id"].as_str().unwrap()), "{message}");
+            assert!(
+                delivered_ids.contains(message["id"].as_str().unwrap()),
+                "{message}"
+            );
         } else {
             // Superseded only by a newer change of the same customer.
             assert!(
-                log.iter().any(|c| c["email"] == change["email"]
-                    && c["sequence"].as_i64().unwrap() > sequence),
+                log.iter()
+                    .any(|c| c["email"] == change["email"]
+                        && c["sequence"].as_i64().unwrap() > sequence),
                 "{message} superseded by nothing"
             );
         }
     }
     // The latest change of each customer reached the receiver.
     for email in (0..5).map(|i| format!("c{i}@example.com")) {
-        let last = log.iter().rev().find(|c| c["email"] == email.as_str()).unwrap();
+        let last = log
+            .iter()
+            .rev()
+            .find(|c| c["email"] == email.as_str())
+            .unwrap();
         assert!(
             received
                 .iter()
@@ -316,9 +377,18 @@ impl EventReader {
                     return;
                 }
                 text.push_str(&String::from_utf8_lossy(&buffer[..n]));
-                while let Some(start) = text.find("\nid: ").or_else(|| text.starts_with("id: ").then_some(0)) {
-                    let from = if text[start..].starts_with('\n') { start + 1 } else { start };
-                    let Some(end) = text[from..].find('\n') else { break };
+                while let Some(start) = text
+                    .find("\nid: ")
+                    .or_else(|| text.starts_with("id: ").then_some(0))
+                {
+                    let from = if text[start..].starts_with('\n') {
+                        start + 1
+                    } else {
+                        start
+                    };
+                    let Some(end) = text[from..].find('\n') else {
+                        break;
+                    };
                     let id: i64 = text[from + 4..from + end].trim().parse().unwrap();
                     seen.lock().unwrap().push((id, Instant::now()));
                     text.drain(..from + end);
@@ -333,7 +403,12 @@ impl EventReader {
     }
 
     fn seen_at(&self, id: i64) -> Option<Instant> {
-        self.ids.lock().unwrap().iter().find(|(i, _)| *i == id).map(|(_, at)| *at)
+        self.ids
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, at)| *at)
     }
 }
 
@@ -352,7 +427,10 @@ fn two_replicas_send_every_message_once_and_stream_and_wait_on_either() {
     let rt = runtime();
     let receiver = rt.block_on(Receiver::start());
     let logs = TempDir::new();
-    let mut servers = [Server::spawn(&db.url, &logs.0), Server::spawn(&db.url, &logs.0)];
+    let mut servers = [
+        Server::spawn(&db.url, &logs.0),
+        Server::spawn(&db.url, &logs.0),
+    ];
     for server in &mut servers {
         server.wait_ready();
     }
@@ -394,16 +472,16 @@ fn two_replicas_send_every_message_once_and_stream_and_wait_on_either() {
         let (status, reply) = a.call(
             "POST",
             "/v1/webhooks/zenofy",
-            &[("content-type", "application/json"), ("x-webhook-secret", SECRET)],
+            &[
+                ("content-type", "application/json"),
+                ("x-webhook-secret", SECRET),
+            ],
             body.to_string().as_bytes(),
         );
         assert_eq!(status, 200, "{reply}");
         let delivered = Instant::now();
         let log = changes(a);
-        let sequence = log
-            .iter()
-            .find(|c| c["email"] == email.as_str())
-            .unwrap()["sequence"]
+        let sequence = log.iter().find(|c| c["email"] == email.as_str()).unwrap()["sequence"]
             .as_i64()
             .unwrap();
         let seen = until(Duration::from_secs(10), || stream.seen_at(sequence))
@@ -426,17 +504,29 @@ fn two_replicas_send_every_message_once_and_stream_and_wait_on_either() {
     let log = changes(a);
     assert_eq!(
         stream.ids(),
-        log.iter().map(|c| c["sequence"].as_i64().unwrap()).collect::<Vec<_>>()
+        log.iter()
+            .map(|c| c["sequence"].as_i64().unwrap())
+            .collect::<Vec<_>>()
     );
     // Every message delivered once, by one replica or the other.
     let received = until(Duration::from_secs(30), || {
         let received = receiver.received();
         (received.len() >= log.len()).then_some(received)
     })
-    .unwrap_or_else(|| panic!("only {} of {} messages", receiver.received().len(), log.len()));
+    .unwrap_or_else(|| {
+        panic!(
+            "only {} of {} messages",
+            receiver.received().len(),
+            log.len()
+        )
+    });
     std::thread::sleep(Duration::from_millis(1000));
     let received_now = receiver.received();
-    assert_eq!(received_now.len(), log.len(), "a message was sent twice: {received_now:#?}");
+    assert_eq!(
+        received_now.len(),
+        log.len(),
+        "a message was sent twice: {received_now:#?}"
+    );
     let ids: BTreeSet<&str> = received.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids.len(), log.len());
     let mut sent: Vec<i64> = received
@@ -447,6 +537,10 @@ fn two_replicas_send_every_message_once_and_stream_and_wait_on_either() {
     assert_eq!(sent, (1..=log.len() as i64).collect::<Vec<_>>());
     for message in messages(b, "backend") {
         assert_eq!(message["status"], "delivered");
-        assert_eq!(message["attempts"].as_array().unwrap().len(), 1, "{message}");
+        assert_eq!(
+            message["attempts"].as_array().unwrap().len(),
+            1,
+            "{message}"
+        );
     }
 }

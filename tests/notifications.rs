@@ -26,6 +26,7 @@ on_both_databases!(
     a_lifecycle_sends_exactly_the_logged_changes_signed_in_order_to_matching_endpoints,
     a_failing_endpoint_is_retried_with_the_same_webhook_id_then_failed_and_resend_delivers,
     a_newer_change_supersedes_a_pending_message_of_the_same_pair,
+    a_slow_endpoint_holds_a_few_sends_and_the_others_keep_receiving,
     after_rotate_secret_messages_verify_under_the_old_and_the_new_secret,
     test_sends_an_endpoint_test_at_once_and_answers_the_attempt,
     time_alone_changes_answers_through_the_clock_once_whoever_settles,
@@ -107,8 +108,10 @@ async fn grant(app: &TestApp, email: &str, product: &str, from: &str, until: &st
         .admin(
             Method::POST,
             "/v1/admin/grants",
-            Some(json!({"email": email, "product": product, "valid_from": from,
-                "valid_until": until, "reason": "support"})),
+            Some(
+                json!({"email": email, "product": product, "valid_from": from,
+                "valid_until": until, "reason": "support"}),
+            ),
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
@@ -151,7 +154,11 @@ async fn endpoints_are_created_updated_listed_and_deleted_and_the_secret_is_show
     assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
     assert!(updated.body.get("secret").is_none());
     assert_eq!(updated.body["url"], "http://127.0.0.1:9/other");
-    assert_eq!(updated.body["products"], Value::Null, "omitted: every product");
+    assert_eq!(
+        updated.body["products"],
+        Value::Null,
+        "omitted: every product"
+    );
     assert_eq!(updated.body["status"], "disabled");
     assert_eq!(updated.body["created_at"], created.body["created_at"]);
 
@@ -208,9 +215,18 @@ async fn bad_endpoint_requests_are_problems_that_name_the_field_and_change_nothi
         (json!({"url": "http://user:pw@example.com/"}), "url"),
         (json!({"url": "http://example.com/a b"}), "url"),
         (json!({"url": "http://example.com/\u{0}"}), "url"),
-        (json!({"url": format!("http://example.com/{}", "a".repeat(2048))}), "url"),
-        (json!({"url": "http://example.com/", "products": ["ok", "not ok"]}), "products[1]"),
-        (json!({"url": "http://example.com/", "products": vec!["a"; 101]}), "products"),
+        (
+            json!({"url": format!("http://example.com/{}", "a".repeat(2048))}),
+            "url",
+        ),
+        (
+            json!({"url": "http://example.com/", "products": ["ok", "not ok"]}),
+            "products[1]",
+        ),
+        (
+            json!({"url": "http://example.com/", "products": vec!["a"; 101]}),
+            "products",
+        ),
     ] {
         put(body.clone())
             .await
@@ -354,7 +370,10 @@ async fn a_lifecycle_sends_exactly_the_logged_changes_signed_in_order_to_matchin
             .map(|m| m.body["data"]["sequence"].clone())
             .collect()
     };
-    assert_eq!(sequences(&pro_only), vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    assert_eq!(
+        sequences(&pro_only),
+        vec![json!(1), json!(2), json!(3), json!(4), json!(5)]
+    );
     assert_eq!(sequences(&other_only), vec![json!(6)]);
     assert!(disabled.received().is_empty());
 
@@ -375,7 +394,10 @@ async fn a_lifecycle_sends_exactly_the_logged_changes_signed_in_order_to_matchin
         assert_eq!(attempts[0]["error"], Value::Null);
         assert!(attempts[0]["duration_ms"].as_i64().unwrap() >= 0);
     }
-    assert_eq!(messages(&app, "all", "&status=delivered").await.len(), log.len());
+    assert_eq!(
+        messages(&app, "all", "&status=delivered").await.len(),
+        log.len()
+    );
     assert!(messages(&app, "all", "&status=pending").await.is_empty());
     // Pages of two, newest first, cover all.
     let mut seen = Vec::new();
@@ -396,8 +418,13 @@ async fn a_lifecycle_sends_exactly_the_logged_changes_signed_in_order_to_matchin
             None => break,
         }
     }
-    assert_eq!(seen, listed.iter().map(|m| m["id"].clone()).collect::<Vec<_>>());
-    let shown = app.admin(Method::GET, "/v1/admin/endpoints/all", None).await;
+    assert_eq!(
+        seen,
+        listed.iter().map(|m| m["id"].clone()).collect::<Vec<_>>()
+    );
+    let shown = app
+        .admin(Method::GET, "/v1/admin/endpoints/all", None)
+        .await;
     assert_eq!(shown.body["status"], "healthy");
 }
 
@@ -431,17 +458,31 @@ async fn a_failing_endpoint_is_retried_with_the_same_webhook_id_then_failed_and_
     .await;
 
     for attempt in 1..=4 {
-        assert_eq!(app.state.sender.deliver_due().await.unwrap(), 1, "attempt {attempt}");
+        assert_eq!(
+            app.state.sender.deliver_due().await.unwrap(),
+            1,
+            "attempt {attempt}"
+        );
         let listed = messages(&app, "backend", "").await;
         let expected = if attempt < 4 { "pending" } else { "failed" };
         assert_eq!(listed[0]["status"], expected, "after attempt {attempt}");
     }
-    assert_eq!(app.state.sender.deliver_due().await.unwrap(), 0, "tried once plus once per retry");
+    assert_eq!(
+        app.state.sender.deliver_due().await.unwrap(),
+        0,
+        "tried once plus once per retry"
+    );
     let received = receiver.received();
     assert_eq!(received.len(), 4);
-    assert!(received.iter().all(|m| m.id == received[0].id), "one webhook-id throughout");
+    assert!(
+        received.iter().all(|m| m.id == received[0].id),
+        "one webhook-id throughout"
+    );
     assert!(received.iter().all(|m| m.verified_by == vec![0]));
-    assert!(received.iter().all(|m| m.body == received[0].body), "the same body each time");
+    assert!(
+        received.iter().all(|m| m.body == received[0].body),
+        "the same body each time"
+    );
 
     let failed = messages(&app, "backend", "&status=failed").await;
     assert_eq!(failed.len(), 1);
@@ -452,7 +493,9 @@ async fn a_failing_endpoint_is_retried_with_the_same_webhook_id_then_failed_and_
         assert_eq!(attempt["error"], "the endpoint answered 500");
     }
     assert_eq!(failed[0]["next_attempt_at"], Value::Null);
-    let shown = app.admin(Method::GET, "/v1/admin/endpoints/backend", None).await;
+    let shown = app
+        .admin(Method::GET, "/v1/admin/endpoints/backend", None)
+        .await;
     assert_eq!(shown.body["status"], "failing");
 
     receiver.answer_always(204);
@@ -472,7 +515,9 @@ async fn a_failing_endpoint_is_retried_with_the_same_webhook_id_then_failed_and_
     assert_eq!(received.len(), 5);
     assert_eq!(received[4].id, id, "a resend keeps the webhook-id");
     assert_eq!(received[4].body, received[0].body);
-    let shown = app.admin(Method::GET, "/v1/admin/endpoints/backend", None).await;
+    let shown = app
+        .admin(Method::GET, "/v1/admin/endpoints/backend", None)
+        .await;
     assert_eq!(shown.body["status"], "healthy");
     app.admin(
         Method::POST,
@@ -491,10 +536,24 @@ async fn a_newer_change_supersedes_a_pending_message_of_the_same_pair(app: TestA
 
     // The first attempt fails: the message waits for its retry (5 s).
     receiver.answer_next(&[503]);
-    let first = grant(&app, "ada@example.com", "pro", &fmt(now - hour), &fmt(now + hour)).await;
+    let first = grant(
+        &app,
+        "ada@example.com",
+        "pro",
+        &fmt(now - hour),
+        &fmt(now + hour),
+    )
+    .await;
     assert_eq!(deliver(&app).await, 1);
     // Another customer's change is not the same pair: it is not superseded.
-    grant(&app, "bea@example.com", "pro", &fmt(now - hour), &fmt(now + hour)).await;
+    grant(
+        &app,
+        "bea@example.com",
+        "pro",
+        &fmt(now - hour),
+        &fmt(now + hour),
+    )
+    .await;
     // A newer change for ada's pair: revoking the grant.
     let revoked = app
         .admin(Method::DELETE, &format!("/v1/admin/grants/{first}"), None)
@@ -539,10 +598,53 @@ async fn a_newer_change_supersedes_a_pending_message_of_the_same_pair(app: TestA
         .collect();
     assert_eq!(
         status,
-        vec![(3, "delivered", 1), (2, "delivered", 1), (1, "superseded", 1)]
+        vec![
+            (3, "delivered", 1),
+            (2, "delivered", 1),
+            (1, "superseded", 1)
+        ]
     );
     assert_eq!(listed[2]["next_attempt_at"], Value::Null);
-    assert_eq!(messages(&app, "backend", "&status=superseded").await.len(), 1);
+    assert_eq!(
+        messages(&app, "backend", "&status=superseded").await.len(),
+        1
+    );
+}
+
+async fn a_slow_endpoint_holds_a_few_sends_and_the_others_keep_receiving(app: TestApp) {
+    let slow = Receiver::start().await;
+    let fast = Receiver::start().await;
+    slow.trust(&endpoint(&app, "slow", &slow.url, Value::Null).await);
+    fast.trust(&endpoint(&app, "fast", &fast.url, Value::Null).await);
+    slow.delay(Some(Duration::from_secs(2)));
+    let now = time::OffsetDateTime::now_utc();
+    let (from, until) = (
+        fmt(now - time::Duration::hours(1)),
+        fmt(now + time::Duration::days(1)),
+    );
+    let customers = 3 * entitled::outbound::PER_ENDPOINT;
+    for i in 0..customers {
+        grant(&app, &format!("c{i}@example.com"), "pro", &from, &until).await;
+    }
+    let sender = tokio::spawn(app.state.sender.clone().run());
+    // Every message to the fast endpoint arrives while the slow one is still
+    // working through its first few.
+    let to_fast = fast.wait_for(customers, Duration::from_secs(20)).await;
+    let to_slow = slow.received().len();
+    assert_eq!(to_fast.len(), customers);
+    assert!(to_fast.iter().all(|m| m.verified_by == vec![0]));
+    assert!(
+        to_slow < customers,
+        "the slow endpoint had them all already: {to_slow}"
+    );
+    let all_slow = slow.wait_for(customers, Duration::from_secs(60)).await;
+    sender.abort();
+    assert_eq!(all_slow.len(), customers);
+    assert_eq!(
+        slow.most_in_flight(),
+        entitled::outbound::PER_ENDPOINT,
+        "sends to one endpoint at once"
+    );
 }
 
 async fn after_rotate_secret_messages_verify_under_the_old_and_the_new_secret(app: TestApp) {
@@ -550,14 +652,20 @@ async fn after_rotate_secret_messages_verify_under_the_old_and_the_new_secret(ap
     let old = endpoint(&app, "backend", &receiver.url, Value::Null).await;
     receiver.trust(&old);
     let rotated = app
-        .admin(Method::POST, "/v1/admin/endpoints/backend/rotate-secret", None)
+        .admin(
+            Method::POST,
+            "/v1/admin/endpoints/backend/rotate-secret",
+            None,
+        )
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
     let new = rotated.body["secret"].as_str().unwrap().to_owned();
     assert!(new.starts_with("whsec_") && new != old);
     assert_eq!(rotated.body["id"], "backend");
     receiver.trust(&new);
-    let shown = app.admin(Method::GET, "/v1/admin/endpoints/backend", None).await;
+    let shown = app
+        .admin(Method::GET, "/v1/admin/endpoints/backend", None)
+        .await;
     assert!(!shown.body.to_string().contains(&new));
 
     let now = time::OffsetDateTime::now_utc();
@@ -578,7 +686,12 @@ async fn after_rotate_secret_messages_verify_under_the_old_and_the_new_secret(ap
     assert_eq!(received.len(), 2);
     for message in &received {
         // The new secret's signature first, the old one's beside it.
-        assert_eq!(message.signature.split(' ').count(), 2, "{}", message.signature);
+        assert_eq!(
+            message.signature.split(' ').count(),
+            2,
+            "{}",
+            message.signature
+        );
         assert_eq!(message.verified_by, vec![0, 1], "{message:?}");
     }
     // A receiver that knows only one of them verifies too.
@@ -635,8 +748,13 @@ async fn test_sends_an_endpoint_test_at_once_and_answers_the_attempt(app: TestAp
     assert_eq!(reply.body["status_code"], Value::Null);
     let error = reply.body["error"].as_str().unwrap();
     assert!(!error.is_empty());
-    assert!(!error.contains(&dead.to_string()), "no URL in errors: {error}");
-    let shown = app.admin(Method::GET, "/v1/admin/endpoints/backend", None).await;
+    assert!(
+        !error.contains(&dead.to_string()),
+        "no URL in errors: {error}"
+    );
+    let shown = app
+        .admin(Method::GET, "/v1/admin/endpoints/backend", None)
+        .await;
     assert_eq!(shown.body["status"], "failing");
     let failed = messages(&app, "backend", "&status=failed").await;
     assert_eq!(failed.len(), 1);
@@ -667,7 +785,10 @@ fn brief(change: &Value) -> (String, bool, String, String, String, Value) {
         change["answer"]["entitled"].as_bool().unwrap(),
         change["answer"]["reason"].as_str().unwrap().to_owned(),
         change["cause"]["kind"].as_str().unwrap().to_owned(),
-        change["cause"]["event"].as_str().unwrap_or_default().to_owned(),
+        change["cause"]["event"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         change["cause"]["source"]["kind"].clone(),
     )
 }
@@ -706,21 +827,44 @@ async fn time_alone_changes_answers_through_the_clock_once_whoever_settles(app: 
             "product_map": {"507f1f77bcf86cd799439011": "keep"}})),
     )
     .await;
-    app.zenofy(zenofy("canceled", "sub-cat", "cat@example.com", now + 2 * day))
-        .await;
+    app.zenofy(zenofy(
+        "canceled",
+        "sub-cat",
+        "cat@example.com",
+        now + 2 * day,
+    ))
+    .await;
     let before = all_changes(&app).await.len();
-    assert_eq!(before, 2, "ada's activation, cat's cancelation (bea's grant has not begun)");
+    assert_eq!(
+        before, 2,
+        "ada's activation, cat's cancelation (bea's grant has not begun)"
+    );
 
     // Settling at the same instants from two stores at once (two replicas):
     // each change is appended once.
     let other = entitled::store::Store::connect(&app.url).await.unwrap();
     let mut expected = Vec::new();
     for (at, change) in [
-        (now + 2 * hour, ("bea@example.com", true, "grant", "access_began")),
-        (now + 3 * hour, ("bea@example.com", false, "period_ended", "access_ended")),
-        (now + day, ("ada@example.com", true, "grace_period", "period_ended")),
-        (now + 2 * day, ("cat@example.com", false, "canceled", "access_ended")),
-        (now + 4 * day, ("ada@example.com", false, "period_ended", "access_ended")),
+        (
+            now + 2 * hour,
+            ("bea@example.com", true, "grant", "access_began"),
+        ),
+        (
+            now + 3 * hour,
+            ("bea@example.com", false, "period_ended", "access_ended"),
+        ),
+        (
+            now + day,
+            ("ada@example.com", true, "grace_period", "period_ended"),
+        ),
+        (
+            now + 2 * day,
+            ("cat@example.com", false, "canceled", "access_ended"),
+        ),
+        (
+            now + 4 * day,
+            ("ada@example.com", false, "period_ended", "access_ended"),
+        ),
     ] {
         let settle = at + time::Duration::seconds(1);
         let (a, b) = tokio::join!(
@@ -737,7 +881,11 @@ async fn time_alone_changes_answers_through_the_clock_once_whoever_settles(app: 
     let want: Vec<_> = expected
         .iter()
         .map(|(email, entitled, reason, event)| {
-            let kind = if email.starts_with("bea") { "grant" } else { "subscription" };
+            let kind = if email.starts_with("bea") {
+                "grant"
+            } else {
+                "subscription"
+            };
             (
                 (*email).to_owned(),
                 *entitled,
@@ -751,10 +899,9 @@ async fn time_alone_changes_answers_through_the_clock_once_whoever_settles(app: 
     assert_eq!(clock, want, "{log:#?}");
     // Each clock change continues its pair's chain.
     for change in &log[before..] {
-        let earlier = log
-            .iter()
-            .filter(|c| c["email"] == change["email"] && c["sequence"].as_i64() < change["sequence"].as_i64())
-            .next_back();
+        let earlier = log.iter().rfind(|c| {
+            c["email"] == change["email"] && c["sequence"].as_i64() < change["sequence"].as_i64()
+        });
         match earlier {
             Some(earlier) => assert_eq!(change["previous"], earlier["answer"], "{change}"),
             None => assert_eq!(change["previous"], Value::Null, "{change}"),
@@ -797,7 +944,10 @@ async fn a_time_driven_change_is_sent_with_no_provider_event(app: TestApp) {
     assert_eq!(change["cause"]["kind"], "clock");
     assert_eq!(change["cause"]["event"], "access_ended");
     assert_eq!(change["cause"]["delivery_id"], Value::Null);
-    assert_eq!(change["cause"]["source"], json!({"kind": "grant", "id": id}));
+    assert_eq!(
+        change["cause"]["source"],
+        json!({"kind": "grant", "id": id})
+    );
     assert_eq!(received[1].verified_by, vec![0]);
 }
 
@@ -850,7 +1000,9 @@ impl Stream {
                 let block: String = self.buffer.drain(..end + 2).collect();
                 return Some(parse_frame(block.trim_end()));
             }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??;
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
             let data = frame.ok()?.into_data().ok()?;
             self.buffer.push_str(std::str::from_utf8(&data).unwrap());
         }
@@ -917,7 +1069,10 @@ async fn events_stream_every_change_once_in_order_and_resume_after_the_last_id(a
 
     let (status, mut stream) = Stream::open(&app, "", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(stream.next(Duration::from_secs(5)).await, Some(Frame::Comment("stream open".into())));
+    assert_eq!(
+        stream.next(Duration::from_secs(5)).await,
+        Some(Frame::Comment("stream open".into()))
+    );
     let first = stream.events(3).await;
     let log = all_changes(&app).await;
     assert_eq!(
@@ -936,7 +1091,12 @@ async fn events_stream_every_change_once_in_order_and_resume_after_the_last_id(a
     // Resuming: after Last-Event-ID (which takes the place of since), or since.
     let (_, mut resumed) = Stream::open(&app, "?since=0", &[("last-event-id", "2")]).await;
     assert_eq!(
-        resumed.events(2).await.iter().map(|e| e.0).collect::<Vec<_>>(),
+        resumed
+            .events(2)
+            .await
+            .iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>(),
         vec![3, 4]
     );
     resumed.nothing_more(Duration::from_millis(700)).await;
@@ -946,7 +1106,12 @@ async fn events_stream_every_change_once_in_order_and_resume_after_the_last_id(a
     beyond.nothing_more(Duration::from_millis(700)).await;
 
     // Filters.
-    let (_, mut ada) = Stream::open(&app, &format!("?email={}", urlencode("ADA@example.com")), &[]).await;
+    let (_, mut ada) = Stream::open(
+        &app,
+        &format!("?email={}", urlencode("ADA@example.com")),
+        &[],
+    )
+    .await;
     assert_eq!(
         ada.events(2).await.iter().map(|e| e.0).collect::<Vec<_>>(),
         vec![1, 3]
@@ -1006,9 +1171,14 @@ async fn bad_event_stream_requests_are_problems_that_name_the_field(app: TestApp
             .await
             .assert_problem(StatusCode::BAD_REQUEST, Some(field));
     }
-    app.send(Request::builder().uri("/v1/events").body(Body::empty()).unwrap())
-        .await
-        .assert_problem(StatusCode::UNAUTHORIZED, None);
+    app.send(
+        Request::builder()
+            .uri("/v1/events")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, None);
 }
 
 /// A metric's value in the Prometheus text exposition.
@@ -1039,23 +1209,50 @@ async fn metrics_count_messages_attempts_the_oldest_pending_and_open_streams(app
     deliver(&app).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let text = scrape(&app).await;
-    assert_eq!(metric(&text, "entitled_outbound_messages{status=\"pending\"}"), 1.0);
-    assert_eq!(metric(&text, "entitled_outbound_messages{status=\"delivered\"}"), 1.0);
-    assert_eq!(metric(&text, "entitled_outbound_messages{status=\"failed\"}"), 0.0);
-    assert_eq!(metric(&text, "entitled_outbound_attempts_total{result=\"rejected\"}"), 1.0);
-    assert_eq!(metric(&text, "entitled_outbound_attempts_total{result=\"delivered\"}"), 1.0);
+    assert_eq!(
+        metric(&text, "entitled_outbound_messages{status=\"pending\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "entitled_outbound_messages{status=\"delivered\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "entitled_outbound_messages{status=\"failed\"}"),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "entitled_outbound_attempts_total{result=\"rejected\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "entitled_outbound_attempts_total{result=\"delivered\"}"
+        ),
+        1.0
+    );
     assert!(metric(&text, "entitled_outbound_oldest_pending_age_seconds") >= 1.0);
     assert_eq!(metric(&text, "entitled_event_streams_open"), 0.0);
     assert!(text.contains("# HELP entitled_outbound_messages "));
 
     let (_, mut stream) = Stream::open(&app, "", &[]).await;
     stream.events(2).await;
-    assert_eq!(metric(&scrape(&app).await, "entitled_event_streams_open"), 1.0);
+    assert_eq!(
+        metric(&scrape(&app).await, "entitled_event_streams_open"),
+        1.0
+    );
     drop(stream);
     // The stream's task notices the client went away.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while metric(&scrape(&app).await, "entitled_event_streams_open") != 0.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the stream stayed counted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream stayed counted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -150,12 +150,15 @@ async fn list(
     let limit = pagination::limit(query.limit.as_deref())?;
     let email = opt_field("email", query.email.as_deref(), Email::parse)?;
     let product = opt_field("product", query.product.as_deref(), ProductKey::parse)?;
+    // `since` is checked even when a cursor takes its place.
+    let since = query
+        .since
+        .as_deref()
+        .map(|raw| sequence("since", raw))
+        .transpose()?;
     let since = match pagination::cursor(query.cursor.as_deref())? {
         Some(key) => sequence("cursor", &key)?,
-        None => match query.since.as_deref() {
-            Some(raw) => sequence("since", raw)?,
-            None => 0,
-        },
+        None => since.unwrap_or(0),
     };
     let rows = state
         .store

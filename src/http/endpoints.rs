@@ -178,7 +178,7 @@ pub struct EndpointWithSecret {
 
 /// An attempt at sending a message.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptView {
+pub struct MessageAttemptView {
     #[serde(with = "serde_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
@@ -191,7 +191,7 @@ pub struct AttemptView {
     pub duration_ms: i64,
 }
 
-impl From<MessageAttempt> for AttemptView {
+impl From<MessageAttempt> for MessageAttemptView {
     fn from(a: MessageAttempt) -> Self {
         Self {
             at: a.at,
@@ -219,7 +219,7 @@ pub struct MessageView {
     #[schema(example = "delivered")]
     pub status: &'static str,
     /// Oldest first.
-    pub attempts: Vec<AttemptView>,
+    pub attempts: Vec<MessageAttemptView>,
     /// When a pending message is tried next; `null` otherwise.
     #[serde(with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
@@ -487,7 +487,7 @@ async fn rotate(
     params(("id" = String, Path, description = "The endpoint's id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The attempt", body = AttemptView),
+        (status = 200, description = "The attempt", body = MessageAttemptView),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
@@ -497,7 +497,7 @@ async fn test(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-) -> ApiResult<Json<AttemptView>> {
+) -> ApiResult<Json<MessageAttemptView>> {
     let attempt = state
         .sender
         .test(&id)

@@ -10,12 +10,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -145,7 +145,11 @@ async fn feed(
     let mut moved = store.read_model_changes();
     let mut quiet_since = tokio::time::Instant::now();
     // An opening comment: the client knows at once the stream is live.
-    if tx.send(Bytes::from_static(b": stream open\n\n")).await.is_err() {
+    if tx
+        .send(Bytes::from_static(b": stream open\n\n"))
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     loop {
@@ -172,7 +176,11 @@ async fn feed(
             continue;
         }
         if quiet_since.elapsed() >= HEARTBEAT {
-            if tx.send(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
+            if tx
+                .send(Bytes::from_static(b": heartbeat\n\n"))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
             quiet_since = tokio::time::Instant::now();

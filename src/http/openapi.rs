@@ -19,8 +19,8 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::Problem;
 use super::{
-    AppState, access, changes, customers, deliveries, endpoints, events, grants, health, integrations, orders,
-    products, subscriptions, tokens, webhooks,
+    AppState, access, changes, customers, deliveries, endpoints, events, grants, health,
+    integrations, orders, products, subscriptions, tokens, webhooks,
 };
 
 /// Where the document is served.

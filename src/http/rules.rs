@@ -260,6 +260,13 @@ fn parameters(doc: &mut Value) {
                 if let (Some(pattern), Some(schema)) = (pattern, parameter.get_mut("schema")) {
                     set(schema, json!({"pattern": pattern}));
                 }
+                // An absent header is how a header is optional: its value is
+                // an integer, never `null`.
+                if (place.as_str(), name.as_str()) == ("header", "Last-Event-ID")
+                    && let Some(schema) = parameter.get_mut("schema")
+                {
+                    set(schema, json!({"type": "integer"}));
+                }
             }
         }
     }

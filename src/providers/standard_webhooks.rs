@@ -214,10 +214,7 @@ pub fn signature_header(
     let mut entries = Vec::with_capacity(secrets.len());
     for secret in secrets {
         let key = decode_secret(secret.expose())?;
-        entries.push(format!(
-            "v1,{}",
-            sign(&key, id, &timestamp, body)
-        ));
+        entries.push(format!("v1,{}", sign(&key, id, &timestamp, body)));
     }
     Ok(entries.join(" "))
 }

@@ -41,8 +41,8 @@ pub use ingest::{Apply, Inbound, Recorded, Subject};
 pub use integrations::Integration;
 pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use outbound::{
-    ACCESS_CHANGED, ENDPOINT_TEST, Endpoint, EndpointStatus, Lease, Leased, Message, MessageAttempt,
-    MessageFilter, MessageStatus, OutboundStats, Settle, Target,
+    ACCESS_CHANGED, ENDPOINT_TEST, Endpoint, EndpointStatus, Lease, Leased, Message,
+    MessageAttempt, MessageFilter, MessageStatus, OutboundStats, Settle, Target,
 };
 pub use products::Product;
 pub use subscriptions::{SubscriptionFilter, SubscriptionRecord};

@@ -40,6 +40,9 @@ struct State {
     answers: VecDeque<u16>,
     otherwise: Option<u16>,
     delay: Option<Duration>,
+    /// Requests being answered now, and the most there ever were.
+    in_flight: usize,
+    most_in_flight: usize,
 }
 
 /// The receiver; stops when dropped.
@@ -108,6 +111,11 @@ impl Receiver {
         self.lock().delay = delay;
     }
 
+    /// The most requests it was answering at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.lock().most_in_flight
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.lock().received.clone()
@@ -142,11 +150,17 @@ async fn receive(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respon
             .unwrap_or_default()
             .to_owned()
     };
-    let delay = state.lock().unwrap().delay;
+    let delay = {
+        let mut state = state.lock().unwrap();
+        state.in_flight += 1;
+        state.most_in_flight = state.most_in_flight.max(state.in_flight);
+        state.delay
+    };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
     let mut state = state.lock().unwrap();
+    state.in_flight -= 1;
     let at = header("webhook-timestamp")
         .parse::<i64>()
         .ok()
@@ -159,11 +173,7 @@ async fn receive(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respon
         .filter(|(_, secret)| verify(secret, &headers, &body, at).is_ok())
         .map(|(i, _)| i)
         .collect();
-    let answered = state
-        .answers
-        .pop_front()
-        .or(state.otherwise)
-        .unwrap_or(200);
+    let answered = state.answers.pop_front().or(state.otherwise).unwrap_or(200);
     state.received.push(Received {
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),
