@@ -372,33 +372,36 @@ impl Store {
         let secret = crate::providers::standard_webhooks::generate_secret();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(trusted(format!(
-            "UPDATE endpoints SET url = $2, products = $3, enabled = $4, updated_at = $5
-             WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
+        // The insert decides "created": two first PUTs at once cannot both
+        // create (the loser updates what the winner created).
+        let inserted = sqlx::query(trusted(format!(
+            "INSERT INTO endpoints (id, url, products, enabled, secret, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (id) DO NOTHING RETURNING {ENDPOINT_COLUMNS}"
         )))
         .bind(id)
         .bind(url)
         .bind(products.as_deref())
         .bind(i64::from(enabled))
+        .bind(secret.expose())
         .bind(micros(now))
         .fetch_optional(&mut *tx)
         .await?;
-        let (row, created) = match updated {
-            Some(row) => (row, None),
+        let (row, created) = match inserted {
+            Some(row) => (row, Some(secret)),
             None => {
                 let row = sqlx::query(trusted(format!(
-                    "INSERT INTO endpoints (id, url, products, enabled, secret, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {ENDPOINT_COLUMNS}"
+                    "UPDATE endpoints SET url = $2, products = $3, enabled = $4, updated_at = $5
+                     WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
                 )))
                 .bind(id)
                 .bind(url)
                 .bind(products.as_deref())
                 .bind(i64::from(enabled))
-                .bind(secret.expose())
                 .bind(micros(now))
                 .fetch_one(&mut *tx)
                 .await?;
-                (row, Some(secret))
+                (row, None)
             }
         };
         tx.commit().await?;
