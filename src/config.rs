@@ -68,6 +68,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTITLED_OUTBOUND_RETRY_SCHEDULE", default_value = "5,300,1800,7200,18000,36000,36000", value_parser = crate::outbound::parse_schedule)]
     pub outbound_retry_schedule: RetrySchedule,
 
+    /// The URL operators and providers reach this service at (default:
+    /// `http://` and the request's host). The console's forms must come
+    /// from its origin, and its cookie is `Secure` when it is https.
+    #[arg(long, env = "ENTITLED_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
     /// Most connections open at once (lowered to fit the open-file limit). At
     /// the cap the longest-idle connection is closed to make room.
     #[arg(long, env = "ENTITLED_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
@@ -82,6 +88,18 @@ pub struct ServeArgs {
 /// The retry schedule, in seconds (a named type: clap reads a `Vec` as a
 /// repeated flag).
 pub type RetrySchedule = Vec<u32>;
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim().trim_end_matches('/');
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or("ENTITLED_PUBLIC_URL must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err("ENTITLED_PUBLIC_URL must name a host".into());
+    }
+    Ok(raw.to_owned())
+}
 
 fn parse_secret(raw: &str) -> Result<Secret, String> {
     if raw.trim().len() < 16 {

@@ -96,6 +96,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         Settings {
             max_body_bytes: args.max_body_bytes,
             retry_schedule: args.outbound_retry_schedule.clone(),
+            public_url: args.public_url.clone(),
         },
     );
     let sender = tokio::spawn(state.sender.clone().run());

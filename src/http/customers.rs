@@ -77,6 +77,11 @@ async fn show(
     Path(email): Path<String>,
 ) -> ApiResult<Json<CustomerView>> {
     let email = field("email", &email, Email::parse)?;
+    Ok(Json(customer(&state, email).await?))
+}
+
+/// Everything about one customer now: the API's view, and the console's.
+pub(super) async fn customer(state: &AppState, email: Email) -> ApiResult<CustomerView> {
     let store = &state.store;
     let now = time_fmt::now();
     let subscriptions = store
@@ -133,7 +138,7 @@ async fn show(
     }
     timeline.sort_by_key(|t| t.entry.at);
 
-    Ok(Json(CustomerView {
+    Ok(CustomerView {
         entitlements: by_product(&rows)
             .into_iter()
             .map(|(product, rows)| answer(&email, product, rows, now))
@@ -144,5 +149,5 @@ async fn show(
         timeline,
         email,
         at: now,
-    }))
+    })
 }

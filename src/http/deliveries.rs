@@ -248,8 +248,16 @@ async fn replay(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryAnswer>> {
-    match ingest::replay(&state.store, &id, crate::time_fmt::now()).await {
-        Ok(recorded) => Ok(Json(recorded.into())),
+    Ok(Json(replay_delivery(&state, &id).await?.into()))
+}
+
+/// Applies a stored delivery again: the API's and the console's one way.
+pub(super) async fn replay_delivery(
+    state: &AppState,
+    id: &str,
+) -> ApiResult<crate::store::Recorded> {
+    match ingest::replay(&state.store, id, crate::time_fmt::now()).await {
+        Ok(recorded) => Ok(recorded),
         Err(ReplayError::UnknownDelivery(_)) => {
             Err(ApiError::not_found(format!("no delivery {id:?}")))
         }

@@ -206,6 +206,18 @@ impl Problem {
     }
 }
 
+impl ApiError {
+    /// The status and the detail a client is shown (the console shows them
+    /// as a page); storage failures are logged here as for the API.
+    pub fn shown(&self) -> (StatusCode, String) {
+        if let Self::Store(e) = self {
+            tracing::error!(error = %e, "request failed in storage");
+        }
+        let (status, problem) = self.problem();
+        (status, problem.detail)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, problem) = self.problem();

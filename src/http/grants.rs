@@ -25,21 +25,21 @@ pub fn router() -> Router<AppState> {
 /// A grant to create. `valid_from` defaults to now; no `valid_until` is for ever.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewGrant {
+pub(super) struct NewGrant {
     #[schema(format = Email)]
-    email: String,
+    pub email: String,
     /// The product key.
-    product: String,
+    pub product: String,
     #[serde(default, with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    valid_from: Option<Instant>,
+    pub valid_from: Option<Instant>,
     /// When the grant ends; must be after `valid_from` (else 400). Omitted or
     /// `null`: for ever.
     #[serde(default, with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    valid_until: Option<Instant>,
+    pub valid_until: Option<Instant>,
     /// Why (1 to 500 characters).
-    reason: String,
+    pub reason: String,
 }
 
 /// Which grants to list.
@@ -118,6 +118,12 @@ async fn create(
     _admin: Admin,
     Body(body): Body<NewGrant>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
+    let grant = give(&state, &body).await?;
+    Ok((StatusCode::CREATED, Json(grant.into())))
+}
+
+/// Checks and stores a grant: the API's and the console's one way to give one.
+pub(super) async fn give(state: &AppState, body: &NewGrant) -> ApiResult<Grant> {
     let email = field("email", &body.email, Email::parse)?;
     let product = field("product", &body.product, ProductKey::parse)?;
     let reason = super::rules::text("reason", &body.reason, super::rules::MAX_REASON)?;
@@ -129,11 +135,19 @@ async fn create(
             "`valid_until` must be after `valid_from`",
         ));
     }
-    let grant = state
+    Ok(state
         .store
         .create_grant(&email, &product, valid_from, body.valid_until, reason, now)
-        .await?;
-    Ok((StatusCode::CREATED, Json(grant.into())))
+        .await?)
+}
+
+/// Revokes a grant: the API's and the console's one way.
+pub(super) async fn take_back(state: &AppState, id: &str) -> ApiResult<Grant> {
+    state
+        .store
+        .revoke_grant(id, time_fmt::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no grant {id:?}")))
 }
 
 /// List grants.
@@ -192,10 +206,5 @@ async fn revoke(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<GrantView>> {
-    let grant = state
-        .store
-        .revoke_grant(&id, time_fmt::now())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no grant {id:?}")))?;
-    Ok(Json(grant.into()))
+    Ok(Json(take_back(&state, &id).await?.into()))
 }

@@ -139,10 +139,15 @@ pub async fn path_params(matched: MatchedPath, request: Request, next: Next) -> 
 /// extractor) gets a problem body too; headers such as `Allow` are kept.
 fn as_problem(method: &axum::http::Method, response: Response) -> Response {
     let status = response.status();
+    // A problem already, or an error page of the console (which answers
+    // people in a browser in HTML).
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }

@@ -5,6 +5,7 @@
 mod access;
 mod auth;
 mod changes;
+mod console;
 mod customers;
 mod deliveries;
 mod endpoints;
@@ -100,6 +101,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds before each retry of an outbound message.
     pub retry_schedule: Vec<u32>,
+    /// `ENTITLED_PUBLIC_URL`, when set: the console's origin (its forms must
+    /// come from it) and, when https, its cookie is `Secure`. Unset, the
+    /// origin is `http://` and the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -107,6 +112,7 @@ impl Default for Settings {
         Self {
             max_body_bytes: 262_144,
             retry_schedule: crate::outbound::DEFAULT_SCHEDULE.to_vec(),
+            public_url: None,
         }
     }
 }
@@ -127,6 +133,7 @@ pub fn app(state: AppState) -> Router {
         .merge(changes::router())
         .merge(endpoints::router())
         .merge(events::router())
+        .merge(console::router())
         .merge(health::router())
         .merge(health::metrics_router())
         .merge(openapi::router())

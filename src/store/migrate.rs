@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_notifications.sql"),
         postgres: include_str!("../../migrations/postgres/0008_notifications.sql"),
     },
+    Migration {
+        version: 9,
+        description: "console",
+        sqlite: include_str!("../../migrations/sqlite/0009_console.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_console.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

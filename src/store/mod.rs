@@ -5,6 +5,7 @@
 
 mod changes;
 mod clock;
+mod console;
 mod deliveries;
 mod entitlements;
 mod grants;
@@ -33,6 +34,7 @@ use crate::domain::{Instant, InvalidValue};
 use crate::time_fmt;
 
 pub use changes::{Answer, CauseKind, Change, ChangeFilter};
+pub use console::{ConsoleSession, StateCounts};
 pub use deliveries::{AttemptRecord, DeliveryDetail, DeliveryFilter, DeliveryRecord};
 pub use entitlements::EntitlementRow;
 pub use grants::Grant;

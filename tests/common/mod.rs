@@ -3,6 +3,7 @@
 //! schema, so tests run in parallel).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod receiver;
 pub mod server;
 

@@ -1,0 +1,347 @@
+//! The operator console in a real headless Chromium (Debian's, through
+//! chromedriver), against a real `entitled serve` on SQLite and on
+//! PostgreSQL: sign-in (a wrong token, an app token, an admin token), finding
+//! a customer and following a timeline entry to its raw delivery, filtering
+//! the delivery log and replaying a rejected delivery, giving and revoking a
+//! grant (and the access API agreeing), signing out; a cross-site POST with
+//! the session cookie is refused; no page loads anything from another host,
+//! logs a script error or shows a secret.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::browser::{self, Browser};
+use common::server::{PgDatabase, Server, http_request};
+use common::{ADMIN_TOKEN, SECRET, TempDir, fixture_json, urlencode};
+
+/// Tab, as WebDriver types it.
+const TAB: &str = "\u{E004}";
+
+fn zenofy(server: &Server, event: &str, subscription: &str, email: &str) -> Value {
+    // One period for every event of the test: midnight-aligned.
+    let now = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let fmt = |at: time::OffsetDateTime| entitled::time_fmt::rfc3339(at);
+    let mut body = fixture_json(&format!("zenofy/subscription.{event}.json"));
+    body["subscriptionId"] = json!(subscription);
+    body["customerEmail"] = json!(email);
+    body["currentPeriodStart"] = json!(fmt(now - time::Duration::days(1)));
+    body["currentPeriodEnd"] = json!(fmt(now + time::Duration::days(30)));
+    let (status, reply) = server.call(
+        "POST",
+        "/v1/webhooks/zenofy",
+        &[
+            ("content-type", "application/json"),
+            ("x-webhook-secret", SECRET),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert!(status == 200 || status == 202, "{status} {reply}");
+    reply
+}
+
+fn access(server: &Server, token: &str, email: &str) -> Value {
+    let auth = format!("Bearer {token}");
+    let (status, body) = server.call(
+        "GET",
+        &format!("/v1/access?email={}&product=pro", urlencode(email)),
+        &[("authorization", auth.as_str())],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// What every page must be: only this host's resources, no script error, no
+/// secret, every visible form control labelled.
+async fn check_page(browser: &Browser, base: &str, secrets: &[&str]) {
+    let url = browser.url().await;
+    for loaded in browser.loaded().await {
+        assert!(loaded.starts_with(base), "{url} loaded {loaded}");
+    }
+    let errors = browser.errors().await;
+    assert!(errors.is_empty(), "{url} logged {errors:?}");
+    let source = browser.source().await;
+    for secret in secrets {
+        assert!(!source.contains(secret), "{url} shows a secret");
+    }
+    let unlabelled = browser
+        .script(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select')]
+               .filter(e => !e.id || !document.querySelector(`label[for=\"${e.id}\"]`))
+               .map(e => e.name);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "{url}: controls without a label");
+}
+
+async fn sign_in(browser: &Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/console/sign-in")).await;
+    browser.find("#token").await.type_text(token).await;
+    browser.find("form button[type=submit]").await.open().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_answers_a_customer_in_the_browser_on_sqlite() {
+    if !browser::available() {
+        eprintln!(
+            "skipped: the console tests need {} and {}",
+            browser::CHROMIUM,
+            browser::CHROMEDRIVER
+        );
+        return;
+    }
+    let dir = TempDir::new();
+    operator_session(&format!("sqlite://{}/entitled.db", dir.0.display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_answers_a_customer_in_the_browser_on_postgres() {
+    if !browser::available() {
+        eprintln!(
+            "skipped: the console tests need {} and {}",
+            browser::CHROMIUM,
+            browser::CHROMEDRIVER
+        );
+        return;
+    }
+    let Some(db) = PgDatabase::create() else {
+        eprintln!(
+            "skipped an_operator_answers_a_customer_in_the_browser on PostgreSQL: \
+             set ENTITLED_TEST_POSTGRES_URL to run it"
+        );
+        return;
+    };
+    operator_session(&db.url).await;
+}
+
+async fn operator_session(url: &str) {
+    let logs = TempDir::new();
+    let server = Server::start(url, &logs.0);
+    let base = format!("http://{}", server.addr);
+    let integration = json!({"provider": "zenofy", "secret": SECRET,
+        "product_map": {"507f1f77bcf86cd799439011": "pro"}});
+    let (status, body) = server.admin("PUT", "/v1/admin/integrations/zenofy", Some(&integration));
+    assert_eq!(status, 201, "{body}");
+    let (status, app) = server.admin(
+        "POST",
+        "/v1/admin/tokens",
+        Some(&json!({"name": "backend", "scope": "app"})),
+    );
+    assert_eq!(status, 201, "{app}");
+    let app_token = app["token"].as_str().unwrap().to_owned();
+    let secrets = [SECRET, ADMIN_TOKEN, app_token.as_str()];
+
+    // ada is active; bea's suspension arrives before her activation: rejected.
+    let ada = zenofy(&server, "activated", "sub-ada", "ada@example.com");
+    assert_eq!(ada["outcome"], "applied");
+    zenofy(&server, "created", "sub-bea", "bea@example.com");
+    let rejected = zenofy(&server, "suspended", "sub-bea", "bea@example.com");
+    assert_eq!(rejected["outcome"], "rejected", "{rejected}");
+
+    let browser = Browser::start().await;
+    // Signed out, every page leads to the sign-in form.
+    browser.goto(&format!("{base}/console")).await;
+    assert!(browser.url().await.ends_with("/console/sign-in"));
+    check_page(&browser, &base, &secrets).await;
+    // A wrong token, then an app token, are refused with a reason.
+    sign_in(&browser, &base, "not-a-token-at-all").await;
+    let text = browser.text().await;
+    assert!(text.contains("That token is not known"), "{text}");
+    sign_in(&browser, &base, &app_token).await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("the console needs an admin token")
+    );
+    assert!(browser.cookie("entitled_console").await.is_none());
+    // The browser notes the two refusals (401, 403) as failed loads: those
+    // and nothing else.
+    let refusals = browser.errors().await;
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(refusals[0].contains("/console/sign-in") && refusals[0].contains("401"));
+    assert!(refusals[1].contains("/console/sign-in") && refusals[1].contains("403"));
+    sign_in(&browser, &base, ADMIN_TOKEN).await;
+    assert_eq!(browser.url().await, format!("{base}/console"));
+    let text = browser.text().await;
+    assert!(text.contains("Sources by state"), "{text}");
+    assert!(text.contains("Deliveries by outcome"), "{text}");
+    check_page(&browser, &base, &secrets).await;
+    // The keyboard reaches the skip link first.
+    browser.keys(TAB).await;
+    let focused = browser
+        .script("return document.activeElement.textContent;", json!([]))
+        .await;
+    assert_eq!(focused, "Skip to content");
+
+    // Find ada: search, pick her, read her answer and what led to it.
+    browser.link("Customers").await.open().await;
+    browser.find("#q").await.type_text("ad").await;
+    browser.find("form[role=search] button").await.open().await;
+    check_page(&browser, &base, &secrets).await;
+    browser.link("ada@example.com").await.open().await;
+    let text = browser.text().await;
+    assert!(text.contains("pro: entitled"), "{text}");
+    assert!(text.contains("Reason active"), "{text}");
+    check_page(&browser, &base, &secrets).await;
+    // On a narrow screen nothing spills sideways.
+    let narrow = browser
+        .script(
+            "document.body.style.width = '360px'; \
+             return document.body.scrollWidth <= 360 + 1;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(narrow, true, "the customer page overflows at 360 px");
+
+    // The timeline entry leads to the raw delivery.
+    browser.link("delivery ").await.open().await;
+    let delivery_id = ada["delivery_id"].as_str().unwrap();
+    assert_eq!(
+        browser.url().await,
+        format!("{base}/console/deliveries/{delivery_id}")
+    );
+    let text = browser.text().await;
+    assert!(text.contains("subscription.activated"), "the body: {text}");
+    assert!(text.contains("[REDACTED]"), "the headers, redacted: {text}");
+    check_page(&browser, &base, &secrets).await;
+
+    // The delivery log filtered to rejected deliveries: only bea's.
+    browser.link("Deliveries").await.open().await;
+    browser.find("#f-outcome").await.click().await;
+    browser
+        .find("#f-outcome option[value=rejected]")
+        .await
+        .click()
+        .await;
+    browser
+        .find("main form button[type=submit]")
+        .await
+        .open()
+        .await;
+    assert!(browser.url().await.contains("outcome=rejected"));
+    let outcomes = browser
+        .script(
+            "return [...document.querySelectorAll('main table tbody tr')].map(r => r.cells[3].textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(outcomes, json!(["rejected"]));
+    check_page(&browser, &base, &secrets).await;
+    // Once bea's activation has come, replaying the rejected suspension applies it.
+    zenofy(&server, "activated", "sub-bea", "bea@example.com");
+    browser.find("main table tbody a").await.open().await;
+    browser.find("main form button").await.open().await;
+    let text = browser.text().await;
+    assert!(text.contains("Replayed: applied."), "{text}");
+    let attempts = browser
+        .script(
+            "return [...document.querySelectorAll('main table tbody tr')].map(r => r.cells[1].textContent + ' ' + r.cells[2].textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(attempts, json!(["received rejected", "replay applied"]));
+    assert_eq!(
+        access(&server, &app_token, "bea@example.com")["reason"],
+        "suspended"
+    );
+    check_page(&browser, &base, &secrets).await;
+
+    // A grant given and revoked in the console; the access API agrees each time.
+    browser
+        .goto(&format!("{base}/console/customers/carl%40example.com"))
+        .await;
+    browser.find("#grant-product").await.type_text("pro").await;
+    browser
+        .find("#grant-reason")
+        .await
+        .type_text("support ticket 4711")
+        .await;
+    browser
+        .find("form[action$='/grants'] button")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Granted pro to carl@example.com."), "{text}");
+    assert!(text.contains("pro: entitled"), "{text}");
+    let answer = access(&server, &app_token, "carl@example.com");
+    assert_eq!(
+        (answer["entitled"].clone(), answer["reason"].clone()),
+        (json!(true), json!("grant"))
+    );
+    check_page(&browser, &base, &secrets).await;
+    browser
+        .find("form[action$='/revoke'] button")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Revoked the pro grant."), "{text}");
+    let answer = access(&server, &app_token, "carl@example.com");
+    assert_eq!(
+        (answer["entitled"].clone(), answer["reason"].clone()),
+        (json!(false), json!("revoked"))
+    );
+
+    // A cross-site POST carrying the session cookie is refused, even with the
+    // form's token; nothing is written.
+    let cookie = browser
+        .cookie("entitled_console")
+        .await
+        .expect("the session cookie");
+    let csrf = browser
+        .script(
+            "return document.querySelector('input[name=csrf]').value;",
+            json!([]),
+        )
+        .await;
+    let csrf = csrf.as_str().unwrap();
+    let post = |origin: Option<&str>, csrf: &str| {
+        let cookie = format!("entitled_console={cookie}");
+        let form = format!("csrf={csrf}&product=pro&reason=forged");
+        let mut headers = vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        if let Some(origin) = origin {
+            headers.push(("origin", origin));
+        }
+        let (status, _) = http_request(
+            server.addr,
+            "POST",
+            "/console/customers/dan%40example.com/grants",
+            &headers,
+            form.as_bytes(),
+        )
+        .unwrap();
+        status
+    };
+    assert_eq!(post(Some("http://evil.example"), csrf), 403);
+    assert_eq!(post(None, csrf), 403, "no Origin, no Referer");
+    assert_eq!(post(Some(&base), "not-the-token"), 403);
+    let (_, grants) = server.admin("GET", "/v1/admin/grants?email=dan%40example.com", None);
+    assert_eq!(grants["items"], json!([]), "nothing was written");
+    assert_eq!(
+        post(Some(&base), csrf),
+        303,
+        "the same form from the console is taken"
+    );
+
+    // Sign out: the session ends, the console asks to sign in again.
+    browser.find("header form button").await.open().await;
+    assert!(browser.url().await.ends_with("/console/sign-in"));
+    let (status, _) = http_request(
+        server.addr,
+        "GET",
+        "/console",
+        &[("cookie", format!("entitled_console={cookie}").as_str())],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 303, "the old cookie no longer opens the console");
+    browser.goto(&format!("{base}/console")).await;
+    assert!(browser.url().await.ends_with("/console/sign-in"));
+}
