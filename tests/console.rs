@@ -186,6 +186,11 @@ async fn operator_session(url: &str) {
     assert!(text.contains("pro: entitled"), "{text}");
     assert!(text.contains("Reason active"), "{text}");
     check_page(&browser, &base, &secrets).await;
+    // `ENTITLED_CONSOLE_SCREENSHOT=docs/console-customer.png` keeps a picture
+    // of this page (the README's).
+    if let Ok(path) = std::env::var("ENTITLED_CONSOLE_SCREENSHOT") {
+        std::fs::write(path, browser.screenshot().await).expect("the screenshot");
+    }
     // On a narrow screen nothing spills sideways.
     let narrow = browser
         .script(

@@ -250,6 +250,15 @@ impl Browser {
         .collect()
     }
 
+    /// The window as a PNG.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = self.command("GET", "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("a PNG in base64")
+    }
+
     /// A cookie's value, by name.
     pub async fn cookie(&self, name: &str) -> Option<String> {
         let cookies = self.command("GET", "/cookie", None).await;
