@@ -392,3 +392,48 @@ async fn stylesheet() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_of_a_url_is_its_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://ops.example.com/console/x"),
+            Some("https://ops.example.com")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080"),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin_of("not a url"), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_bounded() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; entitled_console=abc; b=2"),
+        );
+        assert_eq!(cookie(&headers).as_deref(), Some("abc"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("entitled_console="),
+        );
+        assert_eq!(cookie(&headers), None);
+        let long = format!("entitled_console={}", "x".repeat(129));
+        headers.insert(header::COOKIE, HeaderValue::from_str(&long).unwrap());
+        assert_eq!(cookie(&headers), None);
+    }
+
+    #[test]
+    fn form_fields_are_decoded_and_blank_ones_are_absent() {
+        let form = Form::parse(b"product=pro&reason=support+ticket%204711&valid_until=+");
+        assert_eq!(form.get("product"), Some("pro"));
+        assert_eq!(form.get("reason"), Some("support ticket 4711"));
+        assert_eq!(form.get("valid_until"), None);
+        assert_eq!(form.get("csrf"), None);
+    }
+}
