@@ -254,6 +254,60 @@ async fn operator_session(url: &str) {
     );
     check_page(&browser, &base, &secrets).await;
 
+    // Subscriptions filtered to bea's; her history links every delivery.
+    browser.link("Subscriptions").await.open().await;
+    browser
+        .find("#f-email")
+        .await
+        .type_text("BEA@example.com")
+        .await;
+    browser
+        .find("main form button[type=submit]")
+        .await
+        .open()
+        .await;
+    let customers = browser
+        .script(
+            "return [...document.querySelectorAll('main table tbody tr')].map(r => r.cells[0].textContent + ' ' + r.cells[2].textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(customers, json!(["bea@example.com suspended"]));
+    check_page(&browser, &base, &secrets).await;
+    browser
+        .find("main table tbody td:last-child a")
+        .await
+        .open()
+        .await;
+    let events = browser
+        .script(
+            "return [...document.querySelectorAll('main table tbody tr')].map(r => r.cells[1].textContent + ' ' + r.cells[3].firstChild.textContent);",
+            json!([]),
+        )
+        .await;
+    let events: Vec<String> = serde_json::from_value(events).unwrap();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events[0].starts_with("created applied"), "{events:?}");
+    let links = browser
+        .script(
+            "return document.querySelectorAll('main a[href^=\"/console/deliveries/\"]').length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(links, json!(4), "every entry links its delivery");
+    check_page(&browser, &base, &secrets).await;
+    browser.link("Orders").await.open().await;
+    assert!(browser.text().await.contains("No orders match."));
+    check_page(&browser, &base, &secrets).await;
+    // Integrations show the URL to paste into the provider, never the secret.
+    browser.link("Integrations").await.open().await;
+    let text = browser.text().await;
+    assert!(
+        text.contains(&format!("{base}/v1/webhooks/zenofy")),
+        "{text}"
+    );
+    check_page(&browser, &base, &secrets).await;
+
     // A grant given and revoked in the console; the access API agrees each time.
     browser
         .goto(&format!("{base}/console/customers/carl%40example.com"))

@@ -9,6 +9,7 @@
 //! else `Referer`). Every action calls the same function as the API.
 
 mod pages;
+mod sources;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/console.css", get(stylesheet))
         .route("/console/icon.svg", get(icon))
         .merge(pages::router())
+        .merge(sources::router())
 }
 
 /// The session cookie's name.
@@ -262,6 +264,9 @@ pub fn layout(session: &ConsoleSession, title: &str, content: Markup) -> Respons
                         a href="/console" { "Overview" }
                         a href="/console/customers" { "Customers" }
                         a href="/console/deliveries" { "Deliveries" }
+                        a href="/console/subscriptions" { "Subscriptions" }
+                        a href="/console/orders" { "Orders" }
+                        a href="/console/integrations" { "Integrations" }
                     }
                     form method="post" action="/console/sign-out" {
                         (csrf(session))

@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An instant as the console shows it: RFC 3339 to the second, UTC.
-fn when(at: Instant) -> String {
+pub(super) fn when(at: Instant) -> String {
     let full = time_fmt::rfc3339(at);
     match full.find('.') {
         Some(dot) => format!("{}Z", &full[..dot]),
@@ -37,7 +37,7 @@ fn when(at: Instant) -> String {
     }
 }
 
-fn when_opt(at: Option<Instant>) -> String {
+pub(super) fn when_opt(at: Option<Instant>) -> String {
     at.map_or_else(|| "—".to_owned(), when)
 }
 
@@ -50,7 +50,7 @@ const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'~');
 
 /// A path segment or query value, percent-encoded.
-fn segment(raw: &str) -> String {
+pub(super) fn segment(raw: &str) -> String {
     percent_encoding::utf8_percent_encode(raw, UNRESERVED).to_string()
 }
 
@@ -357,7 +357,7 @@ async fn customer(
 }
 
 /// An id's first characters, for tables (the link carries the whole id).
-fn short(id: &str) -> &str {
+pub(super) fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
