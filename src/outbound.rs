@@ -260,31 +260,7 @@ impl Sender {
             )));
         };
         let attempt = self.attempt(&message.target, &message.id, &body).await;
-        let now = time_fmt::now();
-        let settle = if attempt.succeeded() {
-            Settle {
-                status: MessageStatus::Delivered,
-                next_attempt_at: None,
-            }
-        } else if message.status != MessageStatus::Pending {
-            // A resend of a failed, superseded or delivered message that
-            // failed: it stays as it was.
-            Settle {
-                status: message.status,
-                next_attempt_at: None,
-            }
-        } else {
-            match self.schedule.get(message.attempts_made as usize) {
-                Some(&delay) => Settle {
-                    status: MessageStatus::Pending,
-                    next_attempt_at: Some(add_seconds(now, i64::from(delay))),
-                },
-                None => Settle {
-                    status: MessageStatus::Failed,
-                    next_attempt_at: None,
-                },
-            }
-        };
+        let settle = self.settle(message, &attempt);
         if !self
             .store
             .finish_attempt(&message.id, &self.owner, &attempt, settle)
@@ -296,6 +272,35 @@ impl Sender {
             );
         }
         Ok(())
+    }
+
+    /// How an attempt leaves its message: delivered on a 2xx; otherwise a
+    /// pending message waits for its next retry (or is `failed` after the
+    /// last), and any other (a resend of a failed, superseded or delivered
+    /// message) keeps its status.
+    fn settle(&self, message: &Leased, attempt: &MessageAttempt) -> Settle {
+        if attempt.succeeded() {
+            return Settle {
+                status: MessageStatus::Delivered,
+                next_attempt_at: None,
+            };
+        }
+        if message.status != MessageStatus::Pending {
+            return Settle {
+                status: message.status,
+                next_attempt_at: None,
+            };
+        }
+        match self.schedule.get(message.attempts_made as usize) {
+            Some(&delay) => Settle {
+                status: MessageStatus::Pending,
+                next_attempt_at: Some(add_seconds(time_fmt::now(), i64::from(delay))),
+            },
+            None => Settle {
+                status: MessageStatus::Failed,
+                next_attempt_at: None,
+            },
+        }
     }
 
     /// Sends `endpoint.test` to an endpoint at once and keeps it as a message;
@@ -319,9 +324,8 @@ impl Sender {
         Ok(Some(attempt))
     }
 
-    /// Sends one message again now, whatever its status: delivered on a 2xx;
-    /// otherwise a pending message goes on with its schedule and any other
-    /// keeps its status.
+    /// Sends one message again now, whatever its status, and leaves it as
+    /// [`Sender::settle`] says.
     pub async fn resend(&self, endpoint: &str, message: &str) -> Result<Resent, StoreError> {
         let now = time_fmt::now();
         let leased = match self
@@ -343,27 +347,7 @@ impl Sender {
             )));
         };
         let attempt = self.attempt(&leased.target, &leased.id, &body).await;
-        let settle = if attempt.succeeded() {
-            Settle {
-                status: MessageStatus::Delivered,
-                next_attempt_at: None,
-            }
-        } else if leased.status == MessageStatus::Pending {
-            let delay = self
-                .schedule
-                .get(leased.attempts_made as usize)
-                .copied()
-                .unwrap_or(0);
-            Settle {
-                status: MessageStatus::Pending,
-                next_attempt_at: Some(add_seconds(time_fmt::now(), i64::from(delay))),
-            }
-        } else {
-            Settle {
-                status: leased.status,
-                next_attempt_at: None,
-            }
-        };
+        let settle = self.settle(&leased, &attempt);
         self.store
             .finish_attempt(&leased.id, &self.owner, &attempt, settle)
             .await?;

@@ -210,7 +210,7 @@ fn message_id() -> String {
     format!("msg_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Messages per INSERT (7 parameters each).
+/// Messages per INSERT (9 parameters each).
 const ENQUEUE_CHUNK: usize = 500;
 
 /// Writes, in the changes' transaction, one message per change per enabled
@@ -248,24 +248,7 @@ pub(super) async fn enqueue(
             "INSERT INTO messages (id, endpoint, change_id, email, product, next_attempt_at,
                  created_at, type, status)
              VALUES {}",
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(i, _)| {
-                    let p = 1 + 7 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, '{ACCESS_CHANGED}', 'pending')",
-                        p,
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            values_list(chunk.len(), 9, 1)
         );
         let mut query = sqlx::query(trusted(sql));
         for (id, endpoint, change, email, product) in chunk {
@@ -276,7 +259,9 @@ pub(super) async fn enqueue(
                 .bind(email.as_str())
                 .bind(product.as_str())
                 .bind(micros(now))
-                .bind(micros(now));
+                .bind(micros(now))
+                .bind(ACCESS_CHANGED)
+                .bind(MessageStatus::Pending.as_str());
         }
         query.execute(&mut *tx).await?;
     }

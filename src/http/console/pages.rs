@@ -446,7 +446,7 @@ async fn deliveries(
     crate::http::error::one_of("outcome", outcome, &Outcome::ALL, Outcome::as_str)?;
     let before =
         crate::http::pagination::cursor(query.cursor.as_deref().filter(|c| !c.is_empty()))?;
-    let mut rows = state
+    let rows = state
         .store
         .deliveries(&DeliveryFilter {
             integration,
@@ -455,14 +455,10 @@ async fn deliveries(
             limit: PAGE + 1,
         })
         .await?;
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|d| crate::http::pagination::encode_cursor(&d.id))
-        })
-        .flatten();
+    let crate::http::pagination::Page {
+        items: rows,
+        next_cursor: next,
+    } = crate::http::pagination::page(rows, PAGE, |d| d.id.clone(), |d| d);
     let content = html! {
         form method="get" action="/console/deliveries" {
             div class="fields" {

@@ -126,7 +126,7 @@ async fn subscriptions(
     one_of("state", given(&query.state), &SUBSCRIPTION_STATES, |s| s)?;
     let email = given(&query.email).map(|e| e.to_ascii_lowercase());
     let before = crate::http::pagination::cursor(given(&query.cursor))?;
-    let mut rows = state
+    let rows = state
         .store
         .subscriptions(&SubscriptionFilter {
             email: email.as_deref(),
@@ -137,15 +137,10 @@ async fn subscriptions(
             ..Default::default()
         })
         .await?;
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
-    let next = if more {
-        rows.last()
-            .map(|s| crate::http::pagination::encode_cursor(&s.id))
-    } else {
-        None
-    };
-    let rows: Vec<SubscriptionView> = rows.into_iter().map(Into::into).collect();
+    let crate::http::pagination::Page {
+        items: rows,
+        next_cursor: next,
+    } = crate::http::pagination::page(rows, PAGE, |s| s.id.clone(), SubscriptionView::from);
     let content = html! {
         (filters("/console/subscriptions", &query, &SUBSCRIPTION_STATES))
         @if rows.is_empty() { p { "No subscriptions match." } }
@@ -208,7 +203,7 @@ async fn orders(
     one_of("state", given(&query.state), &ORDER_STATES, |s| s)?;
     let email = given(&query.email).map(|e| e.to_ascii_lowercase());
     let before = crate::http::pagination::cursor(given(&query.cursor))?;
-    let mut rows = state
+    let rows = state
         .store
         .orders(&OrderFilter {
             email: email.as_deref(),
@@ -218,15 +213,10 @@ async fn orders(
             limit: PAGE + 1,
         })
         .await?;
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
-    let next = if more {
-        rows.last()
-            .map(|o| crate::http::pagination::encode_cursor(&o.id))
-    } else {
-        None
-    };
-    let rows: Vec<OrderView> = rows.into_iter().map(Into::into).collect();
+    let crate::http::pagination::Page {
+        items: rows,
+        next_cursor: next,
+    } = crate::http::pagination::page(rows, PAGE, |o| o.id.clone(), OrderView::from);
     let content = html! {
         (filters("/console/orders", &query, &ORDER_STATES))
         @if rows.is_empty() { p { "No orders match." } }
