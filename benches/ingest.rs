@@ -11,6 +11,9 @@
 //!   connection layer, the router, authentication, parsing, the state machine,
 //!   the group commit), each answered only after its commit.
 //!
+//! - Rebuild: `entitled rebuild --dry-run` of what was ingested, its own
+//!   process, deliveries re-derived per second against both of the above,
+//!   and its peak RSS.
 //! - Reads: access checks against a bare axum handler, at 1k and 1M
 //!   subscriptions (see `support/reads.rs`).
 //!
@@ -60,12 +63,34 @@ fn main() {
         .collect();
     let postgres = std::env::var("ENTITLED_BENCH_POSTGRES_URL").ok();
     runtime.block_on(async {
+        let mut rebuilds = Vec::new();
         let limit = sqlite_commit_rate(&dir).await;
         let url = format!("sqlite://{}/bench.db", dir.display());
-        report("SQLite", limit, ingest(&url, deliveries).await);
+        let ingested = ingest(&url, deliveries).await;
+        rebuilds.push(("SQLite", limit, ingested.rate, rebuild(&url)));
+        report("SQLite", limit, ingested);
         if let Some(url) = &postgres {
             let limit = postgres_commit_rate(url).await;
-            report("PostgreSQL", limit, ingest(url, deliveries).await);
+            let ingested = ingest(url, deliveries).await;
+            rebuilds.push(("PostgreSQL", limit, ingested.rate, rebuild(url)));
+            report("PostgreSQL", limit, ingested);
+        }
+        println!();
+        println!(
+            "| engine | deliveries | rebuild (deliveries/s) | vs engine limit | vs ingest | whole run | peak RSS | differences |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (engine, limit, ingest, r) in &rebuilds {
+            println!(
+                "| {engine} | {} | {:.0} | {:.2}x | {:.2}x | {:.1} s | {:.0} MiB | {} |",
+                r.deliveries,
+                r.rate,
+                r.rate / limit,
+                r.rate / ingest,
+                r.elapsed.as_secs_f64(),
+                r.peak_rss_kib as f64 / 1024.0,
+                r.differences
+            );
         }
         if levels.is_empty() {
             return;
@@ -321,6 +346,51 @@ async fn ingest(url: &str, deliveries: usize) -> Ingest {
         p50: at(0.50),
         p99: at(0.99),
         failures,
+    }
+}
+
+struct Rebuild {
+    deliveries: u64,
+    /// Deliveries re-derived per second of the whole run (derivation,
+    /// comparison, the scratch store made and removed).
+    rate: f64,
+    elapsed: Duration,
+    peak_rss_kib: u64,
+    differences: u64,
+}
+
+/// `entitled rebuild --dry-run --json` on what was just ingested, as its own
+/// process under `/usr/bin/time` (its peak RSS).
+fn rebuild(url: &str) -> Rebuild {
+    let started = Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .args([
+            "-f",
+            "%M",
+            env!("CARGO_BIN_EXE_entitled"),
+            "rebuild",
+            "--dry-run",
+            "--json",
+        ])
+        .args(["--database-url", url])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run entitled rebuild under /usr/bin/time");
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rebuild failed: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let deliveries = report["counts"]["deliveries"].as_u64().unwrap_or(0);
+    Rebuild {
+        deliveries,
+        rate: deliveries as f64 / elapsed.as_secs_f64(),
+        elapsed,
+        peak_rss_kib: stderr
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0),
+        differences: report["counts"]["sources_changed"].as_u64().unwrap_or(0),
     }
 }
 

@@ -22,6 +22,21 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Derive every subscription and order again from the stored deliveries
+    /// and write the difference (see the README, "Rebuild").
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Show the difference only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON (what `POST /v1/admin/rebuild` answers).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -84,6 +84,7 @@ pub async fn receive(
         body: delivery.body,
         headers: &headers,
         external_ref,
+        delivery_id: None,
     };
     let malformed = |field: Option<String>, detail: String| async {
         let recorded = store.record_malformed(&inbound, &detail).await?;
@@ -119,6 +120,18 @@ pub async fn receive(
 /// Turns a parsed payload into domain events: maps product ids through the
 /// integration's `product_map` and stamps the time the delivery was received.
 /// The error names the field at fault.
+/// What a stored body asks of the store, read by the current adapter and
+/// product map (a rebuild); `Err` is why it is malformed.
+pub(crate) fn reinterpret(
+    integration: &Integration,
+    body: &[u8],
+    received_at: Instant,
+) -> Result<Applying, String> {
+    providers::parse(integration.provider, body)
+        .map_err(|e| e.detail)
+        .and_then(|parsed| interpret(integration, &parsed, received_at).map_err(|(_, d)| d))
+}
+
 fn interpret(
     integration: &Integration,
     parsed: &Parsed,

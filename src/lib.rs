@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod outbound;
 pub mod providers;
+pub mod rebuild;
 pub mod secret;
 pub mod server;
 pub mod store;
@@ -34,6 +35,8 @@ pub enum Error {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("rebuild: {0}")]
+    Rebuild(#[from] rebuild::RebuildError),
 }
 
 /// Sets up tracing: `RUST_LOG` filters (default `info`), `format` shapes lines.
@@ -74,6 +77,49 @@ pub async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
     let applied = store.migrate().await?;
     tracing::info!(applied, "migrations up to date");
     store.close().await;
+    Ok(())
+}
+
+/// `entitled rebuild [--dry-run] [--json]`: progress on stderr, the report
+/// on stdout.
+pub async fn rebuild(args: config::RebuildArgs) -> Result<(), Error> {
+    use std::io::Write;
+    let store = Store::connect_without_migrating(&args.database.database_url).await?;
+    store.migrate().await?;
+    let last = std::sync::Mutex::new((rebuild::Phase::Done, 0u64));
+    let progress = |p: rebuild::Progress| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        // A line per phase, per 10,000 inputs or sources, and at the end of
+        // the deliveries.
+        let same_bucket = p.done / 10_000 == last.1 / 10_000 && p.done != p.total;
+        if last.0 == p.phase && (same_bucket || p.done == last.1) {
+            return;
+        }
+        *last = (p.phase, p.done);
+        let line = match p.phase {
+            rebuild::Phase::Deriving => {
+                format!("rebuild: deriving, {} of {} deliveries", p.done, p.total)
+            }
+            rebuild::Phase::Comparing => {
+                format!("rebuild: comparing, {} of {} sources", p.done, p.total)
+            }
+            rebuild::Phase::Applying => format!("rebuild: writing {} sources", p.total),
+            rebuild::Phase::Done => "rebuild: done".to_owned(),
+        };
+        eprintln!("{line}");
+    };
+    let report = rebuild::rebuild(&store, args.dry_run, &progress).await;
+    store.close().await;
+    let report = report?;
+    let out = if args.json {
+        let view = http::rebuild::RebuildView::from(report);
+        let mut json = serde_json::to_string_pretty(&view).unwrap_or_default();
+        json.push('\n');
+        json
+    } else {
+        rebuild::summary(&report)
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())
 }
 

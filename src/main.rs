@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => entitled::serve(args).await,
         Command::Migrate(args) => entitled::migrate(args).await,
+        Command::Rebuild(args) => entitled::rebuild(args).await,
         Command::Openapi => {
             print!("{}", entitled::http::openapi::json());
             Ok(())

@@ -5,13 +5,17 @@
 //! the delivery log and replaying a rejected delivery, giving and revoking a
 //! grant (and the access API agreeing), signing out; a cross-site POST with
 //! the session cookie is refused; no page loads anything from another host,
-//! logs a script error or shows a secret.
+//! logs a script error or shows a secret. Then configuration: a policy
+//! change previewed (and nothing changed) then saved, an endpoint added (its
+//! secret shown once), tested, its message resent; a token made (shown once),
+//! used and deleted.
 
 mod common;
 
 use serde_json::{Value, json};
 
 use common::browser::{self, Browser};
+use common::receiver::Receiver;
 use common::server::{PgDatabase, Server, http_request};
 use common::{ADMIN_TOKEN, SECRET, TempDir, fixture_json, urlencode};
 
@@ -403,4 +407,283 @@ async fn operator_session(url: &str) {
     assert_eq!(status, 303, "the old cookie no longer opens the console");
     browser.goto(&format!("{base}/console")).await;
     assert!(browser.url().await.ends_with("/console/sign-in"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_configures_products_endpoints_and_tokens_on_sqlite() {
+    if !browser::available() {
+        eprintln!(
+            "skipped: the console tests need {} and {}",
+            browser::CHROMIUM,
+            browser::CHROMEDRIVER
+        );
+        return;
+    }
+    let dir = TempDir::new();
+    configuration_session(&format!("sqlite://{}/entitled.db", dir.0.display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_configures_products_endpoints_and_tokens_on_postgres() {
+    if !browser::available() {
+        eprintln!(
+            "skipped: the console tests need {} and {}",
+            browser::CHROMIUM,
+            browser::CHROMEDRIVER
+        );
+        return;
+    }
+    let Some(db) = PgDatabase::create() else {
+        eprintln!(
+            "skipped an_operator_configures_products_endpoints_and_tokens on PostgreSQL: \
+             set ENTITLED_TEST_POSTGRES_URL to run it"
+        );
+        return;
+    };
+    configuration_session(&db.url).await;
+}
+
+/// The value of the read-only field a secret is shown in, once.
+async fn shown_secret(browser: &Browser) -> String {
+    let value = browser
+        .script("return document.querySelector('#secret').value;", json!([]))
+        .await;
+    value.as_str().expect("a secret is shown").to_owned()
+}
+
+async fn configuration_session(url: &str) {
+    let logs = TempDir::new();
+    let server = Server::start(url, &logs.0);
+    let base = format!("http://{}", server.addr);
+    let integration = json!({"provider": "zenofy", "secret": SECRET,
+        "product_map": {"507f1f77bcf86cd799439011": "pro"}});
+    let (status, body) = server.admin("PUT", "/v1/admin/integrations/zenofy", Some(&integration));
+    assert_eq!(status, 201, "{body}");
+    let (status, app) = server.admin(
+        "POST",
+        "/v1/admin/tokens",
+        Some(&json!({"name": "backend", "scope": "app"})),
+    );
+    assert_eq!(status, 201, "{app}");
+    let app_token = app["token"].as_str().unwrap().to_owned();
+    // ada is active; bea canceled (under the default policy: no access).
+    zenofy(&server, "activated", "sub-ada", "ada@example.com");
+    zenofy(&server, "activated", "sub-bea", "bea@example.com");
+    zenofy(&server, "canceled", "sub-bea", "bea@example.com");
+    let bea = access(&server, &app_token, "bea@example.com");
+    assert_eq!(bea["entitled"], json!(false), "{bea}");
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, ADMIN_TOKEN).await;
+    let mut secrets = vec![SECRET.to_owned(), ADMIN_TOKEN.to_owned(), app_token.clone()];
+    let check = async |browser: &Browser, secrets: &[String]| {
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        check_page(browser, &base, &secrets).await;
+    };
+
+    // Products: open pro (not configured: the defaults), preview a change.
+    browser.link("Products").await.open().await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("No product is configured yet.")
+    );
+    check(&browser, &secrets).await;
+    browser.find("#p-key").await.type_text("pro").await;
+    browser
+        .find("form[action='/console/products'] button")
+        .await
+        .open()
+        .await;
+    assert!(browser.url().await.ends_with("/console/products/pro"));
+    let text = browser.text().await;
+    assert!(text.contains("Not configured"), "{text}");
+    check(&browser, &secrets).await;
+    let grace = browser.find("#grace").await;
+    grace.clear().await;
+    grace.type_text("0").await;
+    browser
+        .script(
+            "document.querySelector('#canceled').value = 'period_end';",
+            json!([]),
+        )
+        .await;
+    browser
+        .find("button[formaction$='/preview']")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("1 would gain access, 0 would lose it, 1 would keep it with another end"),
+        "{text}"
+    );
+    let rows = browser
+        .script(
+            "return [...document.querySelectorAll('main table')].map(t => \
+               [...t.tBodies[0].rows].map(r => r.cells[0].textContent + ' ' + r.cells[2].textContent));",
+            json!([]),
+        )
+        .await;
+    let rows: Vec<Vec<String>> = serde_json::from_value(rows).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0][0].starts_with("bea@example.com active"), "{rows:?}");
+    assert!(rows[1][0].starts_with("ada@example.com active"), "{rows:?}");
+    check(&browser, &secrets).await;
+    // A preview changes nothing.
+    let bea = access(&server, &app_token, "bea@example.com");
+    assert_eq!(bea["entitled"], json!(false), "{bea}");
+    let (status, _) = server.admin("GET", "/v1/admin/products/pro", None);
+    assert_eq!(status, 404, "still not configured");
+    // The previewed form is kept: save it, and bea has access.
+    browser
+        .find("form[action='/console/products/pro'] button:not([formaction])")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Saved the policy of pro."), "{text}");
+    let bea = access(&server, &app_token, "bea@example.com");
+    assert_eq!(bea["entitled"], json!(true), "{bea}");
+    let (_, product) = server.admin("GET", "/v1/admin/products/pro", None);
+    assert_eq!(product["grace_period_seconds"], json!(0));
+    assert_eq!(product["canceled_access"], json!("period_end"));
+    check(&browser, &secrets).await;
+    // A bad field is refused with its name, nothing saved.
+    let grace = browser.find("#grace").await;
+    grace.clear().await;
+    grace.type_text("three days").await;
+    browser
+        .find("form[action='/console/products/pro'] button:not([formaction])")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("`grace_period_seconds` must be a whole number"),
+        "{text}"
+    );
+    let (_, product) = server.admin("GET", "/v1/admin/products/pro", None);
+    assert_eq!(product["grace_period_seconds"], json!(0));
+    let _ = browser.errors().await; // the 400 is noted as a failed load
+
+    // Endpoints: add one; its secret is shown once and signs what it gets.
+    let receiver = Receiver::start().await;
+    browser.goto(&format!("{base}/console/endpoints")).await;
+    check(&browser, &secrets).await;
+    browser.find("#e-id").await.type_text("backend").await;
+    browser.find("#e-url").await.type_text(&receiver.url).await;
+    browser.find("#e-products").await.type_text("pro").await;
+    browser
+        .find("form[action='/console/endpoints'] button")
+        .await
+        .open()
+        .await;
+    let secret = shown_secret(&browser).await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    receiver.trust(&secret);
+    secrets.push(secret);
+    browser.link("Continue").await.open().await;
+    assert!(browser.url().await.ends_with("/console/endpoints/backend"));
+    check(&browser, &secrets).await;
+    browser
+        .find("form[action$='/test'] button")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Test message delivered: 200."), "{text}");
+    // A change is sent, and resent from its row with the same id.
+    zenofy(&server, "suspended", "sub-ada", "ada@example.com");
+    let got = receiver
+        .wait_for(2, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|m| m.verified_by == [0]), "{got:?}");
+    assert_eq!(got[1].body["data"]["email"], json!("ada@example.com"));
+    browser
+        .goto(&format!(
+            "{base}/console/endpoints/backend?status=delivered"
+        ))
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains(&got[1].id), "{text}");
+    check(&browser, &secrets).await;
+    browser
+        .find(&format!(
+            "form[action$='/messages/{}/resend'] button",
+            got[1].id
+        ))
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains(": 200; it is delivered."), "{text}");
+    let got = receiver
+        .wait_for(3, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[2].id, got[1].id, "a resend keeps the webhook-id");
+    assert_eq!(got[2].body, got[1].body);
+    check(&browser, &secrets).await;
+    // Rotating shows the new secret once; the old one is still trusted.
+    browser
+        .find("form[action$='/rotate-secret'] button")
+        .await
+        .open()
+        .await;
+    let rotated = shown_secret(&browser).await;
+    assert!(rotated.starts_with("whsec_") && !secrets.contains(&rotated));
+    secrets.push(rotated);
+    browser.link("Continue").await.open().await;
+    check(&browser, &secrets).await;
+    browser
+        .find("form[action$='/delete'] button")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Deleted endpoint backend."), "{text}");
+    let (status, _) = server.admin("GET", "/v1/admin/endpoints/backend", None);
+    assert_eq!(status, 404);
+
+    // Tokens: make one (shown once), use it, delete it: refused at once.
+    browser.link("Tokens").await.open().await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("this session's token") || text.contains("backend"),
+        "{text}"
+    );
+    check(&browser, &secrets).await;
+    browser.find("#t-name").await.type_text("edge worker").await;
+    browser
+        .find("form[action='/console/tokens'] button")
+        .await
+        .open()
+        .await;
+    let made = shown_secret(&browser).await;
+    assert!(made.starts_with("ent_"), "{made}");
+    let ada = access(&server, &made, "ada@example.com");
+    assert_eq!(ada["reason"], json!("suspended"), "{ada}");
+    secrets.push(made.clone());
+    browser.link("Continue").await.open().await;
+    check(&browser, &secrets).await;
+    browser
+        .find("button[aria-label='Delete token edge worker']")
+        .await
+        .open()
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Deleted token"), "{text}");
+    assert!(!text.contains("edge worker"), "{text}");
+    let auth = format!("Bearer {made}");
+    let (status, _) = server.call(
+        "GET",
+        "/v1/access?email=ada%40example.com&product=pro",
+        &[("authorization", auth.as_str())],
+        b"",
+    );
+    assert_eq!(status, 401, "a deleted token is refused");
+    check(&browser, &secrets).await;
 }

@@ -29,6 +29,8 @@ const DESIGN_ROUTES: &[&str] = &[
     "GET /v1/admin/integrations/{id}",
     "DELETE /v1/admin/integrations/{id}",
     "PUT /v1/admin/products/{key}",
+    "POST /v1/admin/products/{key}/preview",
+    "POST /v1/admin/rebuild",
     "GET /v1/admin/products",
     "GET /v1/admin/products/{key}",
     "GET /v1/admin/subscriptions",

@@ -5,6 +5,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
+use common::lifecycle::{CUSTOMERS, Lifecycle, PRODUCTS};
 use common::{SECRET, TestApp, fixture_json, urlencode};
 use entitled::domain::{Email, Instant, ProductKey};
 use entitled::store::{Answer, EntitlementRow};
@@ -17,73 +18,6 @@ on_both_databases!(
     a_check_that_waits_is_answered_once_the_payment_arrives,
     a_check_that_waits_for_nothing_answers_as_usual_and_wait_is_validated,
 );
-
-/// A small deterministic generator (xorshift64*): the same run every time.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    /// An instant within `days` of `now`, either side, whole seconds.
-    fn around(&mut self, now: Instant, days: i64) -> Instant {
-        let seconds = (self.next() % (2 * days as u64 * 86_400)) as i64 - days * 86_400;
-        time_fmt::truncate(now + time::Duration::seconds(seconds))
-    }
-}
-
-const CUSTOMERS: [&str; 5] = [
-    "ada@example.com",
-    "bo@example.com",
-    "cy@example.com",
-    "di@example.com",
-    "ed@example.com",
-];
-const PRODUCTS: [&str; 2] = ["pro", "team"];
-const ZENOFY_PRODUCTS: [(&str, &str); 2] = [
-    ("507f1f77bcf86cd799439011", "pro"),
-    ("507f1f77bcf86cd799439012", "team"),
-];
-const ZAYPAY_TOKEN: &str = "zaypay-url-token-0123456789";
-
-fn zenofy_event(rng: &mut Rng, now: Instant, subscription: &str, email: &str) -> Vec<u8> {
-    let events = [
-        "subscription.created",
-        "subscription.activated",
-        "subscription.renewed",
-        "subscription.suspended",
-        "subscription.canceled",
-        "subscription.expired",
-    ];
-    let mut body = fixture_json(&format!("zenofy/{}.json", rng.pick(&events)));
-    let start = rng.around(now, 40);
-    let end = start + time::Duration::days(1 + rng.below(40) as i64);
-    body["subscriptionId"] = json!(subscription);
-    body["customerEmail"] = json!(email);
-    body["productId"] = json!(rng.pick(&ZENOFY_PRODUCTS).0);
-    body["currentPeriodStart"] = json!(time_fmt::rfc3339(start));
-    body["currentPeriodEnd"] = json!(time_fmt::rfc3339(end));
-    serde_json::to_vec(&body).unwrap()
-}
-
-fn zaypay_event(status: &str, order: &str) -> Vec<u8> {
-    let mut body = fixture_json(&format!("zaypay/{status}.json"));
-    body["subject_id"] = json!(order);
-    body["payload"]["order"]["id"] = json!(order);
-    serde_json::to_vec(&body).unwrap()
-}
 
 fn instant(raw: &Value) -> Option<Instant> {
     raw.as_str()
@@ -228,126 +162,11 @@ async fn assert_everyone_as_stored(app: &TestApp, step: usize, now: Instant) -> 
 /// and refunded, policy changes and the clock: after every step, every answer
 /// from memory is the database's.
 async fn random_lifecycles_are_answered_from_memory_exactly_as_from_the_database(app: TestApp) {
-    let product_map: serde_json::Map<String, Value> = ZENOFY_PRODUCTS
-        .iter()
-        .map(|(id, key)| ((*id).to_owned(), json!(key)))
-        .collect();
-    for (id, body) in [
-        (
-            "zenofy",
-            json!({"provider": "zenofy", "secret": SECRET, "product_map": product_map}),
-        ),
-        (
-            "zaypay",
-            json!({"provider": "zaypay", "secret": ZAYPAY_TOKEN}),
-        ),
-    ] {
-        let reply = app
-            .admin(
-                Method::PUT,
-                &format!("/v1/admin/integrations/{id}"),
-                Some(body),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    }
-    let mut rng = Rng(0x0005_eed0_f5a1_1ad5);
-    let now = time_fmt::truncate(time_fmt::now());
-    let subscriptions: Vec<String> = (0..6).map(|i| format!("sub-{i}")).collect();
-    let mut owner: Vec<&str> = subscriptions
-        .iter()
-        .map(|_| *rng.pick(&CUSTOMERS))
-        .collect();
-    let mut sent: Vec<Vec<u8>> = Vec::new();
-    let mut grants: Vec<String> = Vec::new();
-    let mut orders = 0;
+    let mut run = Lifecycle::start(&app, 0x0005_eed0_f5a1_1ad5).await;
+    let now = run.now;
     let mut sources = 0;
     for step in 0..150 {
-        match rng.below(12) {
-            // A fresh event (sometimes for another customer: the subscription moves).
-            0..=3 => {
-                let i = rng.below(subscriptions.len());
-                if rng.below(8) == 0 {
-                    owner[i] = *rng.pick(&CUSTOMERS);
-                }
-                let body = zenofy_event(&mut rng, now, &subscriptions[i], owner[i]);
-                let reply = app.zenofy(body.clone()).await;
-                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-                sent.push(body);
-            }
-            // An earlier delivery again: a duplicate, or one arriving late.
-            4 if !sent.is_empty() => {
-                let body = rng.pick(&sent).clone();
-                let reply = app.zenofy(body).await;
-                assert!(reply.status.is_success(), "{:?}", reply.body);
-            }
-            5 => {
-                let from = rng.around(now, 20);
-                let mut grant = json!({
-                    "email": rng.pick(&CUSTOMERS),
-                    "product": rng.pick(&PRODUCTS),
-                    "valid_from": time_fmt::rfc3339(from),
-                    "reason": "support",
-                });
-                if rng.below(2) == 0 {
-                    grant["valid_until"] = json!(time_fmt::rfc3339(
-                        from + time::Duration::days(1 + rng.below(30) as i64)
-                    ));
-                }
-                let reply = app
-                    .admin(Method::POST, "/v1/admin/grants", Some(grant))
-                    .await;
-                assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-                grants.push(reply.body["id"].as_str().unwrap().to_owned());
-            }
-            6 if !grants.is_empty() => {
-                let id = rng.pick(&grants).clone();
-                let reply = app
-                    .admin(Method::DELETE, &format!("/v1/admin/grants/{id}"), None)
-                    .await;
-                assert!(reply.status.is_success(), "{:?}", reply.body);
-            }
-            7 => {
-                let policy = json!({
-                    "grace_period_seconds": *rng.pick(&[0, 3600, 259_200, 864_000]),
-                    "suspended_access": rng.below(2) == 0,
-                    "canceled_access": *rng.pick(&["immediate", "period_end"]),
-                    "purchase_access_seconds": *rng.pick(&[None, Some(86_400), Some(2_592_000)]),
-                });
-                let product = rng.pick(&PRODUCTS);
-                let reply = app
-                    .admin(
-                        Method::PUT,
-                        &format!("/v1/admin/products/{product}"),
-                        Some(policy),
-                    )
-                    .await;
-                assert!(reply.status.is_success(), "{:?}", reply.body);
-            }
-            // An order paid before or after its registration, sometimes refunded.
-            8 => {
-                orders += 1;
-                let order = format!("zp-order-{orders}");
-                let register = json!({"integration": "zaypay", "external_id": order,
-                    "email": rng.pick(&CUSTOMERS), "product": rng.pick(&PRODUCTS)});
-                let pay_first = rng.below(2) == 0;
-                if pay_first {
-                    zaypay(&app, zaypay_event("completed", &order)).await;
-                }
-                let reply = app.admin(Method::POST, "/v1/orders", Some(register)).await;
-                assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-                if !pay_first {
-                    zaypay(&app, zaypay_event("completed", &order)).await;
-                }
-                if rng.below(3) == 0 {
-                    zaypay(&app, zaypay_event("refund_completed", &order)).await;
-                }
-            }
-            9 => {
-                app.store.expire_lapsed(time_fmt::now()).await.unwrap();
-            }
-            _ => {}
-        }
+        run.step(&app).await;
         sources = assert_everyone_as_stored(&app, step, now).await;
     }
     assert!(sources >= 5, "the run built some state: {sources} sources");
@@ -367,17 +186,6 @@ async fn random_lifecycles_are_answered_from_memory_exactly_as_from_the_database
         );
     }
     replica.close().await;
-}
-
-async fn zaypay(app: &TestApp, body: Vec<u8>) {
-    let reply = app
-        .webhook(
-            &format!("/v1/webhooks/zaypay?token={ZAYPAY_TOKEN}"),
-            &[("content-type", "application/json")],
-            body,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 }
 
 /// Tokens are read from memory too: one made on this replica works in its

@@ -15,6 +15,7 @@ use super::extract::{Body, Params};
 use super::pagination::{self, Page, Paging, page_loaded};
 use crate::domain::{Instant, IntegrationId, ProductKey};
 use crate::outbound::Resent;
+use crate::secret::Secret;
 use crate::store::{Endpoint, Message, MessageAttempt, MessageFilter, MessageStatus};
 use crate::time_fmt::{self, serde_rfc3339};
 
@@ -298,10 +299,38 @@ async fn put(
     Body(body): Body<EndpointBody>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let id = endpoint_id(&id)?;
-    check_url(&body.url)?;
-    let products = body
-        .products
+    let (endpoint, secret) = save(
+        &state,
+        &id,
+        &body.url,
+        body.products.as_deref(),
+        body.enabled,
+    )
+    .await?;
+    Ok(match secret {
+        Some(secret) => (
+            StatusCode::CREATED,
+            Json(EndpointWithSecret {
+                endpoint: endpoint.into(),
+                secret: secret.expose().to_owned(),
+            }),
+        )
+            .into_response(),
+        None => (StatusCode::OK, Json(EndpointView::from(endpoint))).into_response(),
+    })
+}
+
+/// Creates or updates an endpoint; the new secret when it was created.
+pub(super) async fn save(
+    state: &AppState,
+    id: &str,
+    url: &str,
+    products: Option<&[String]>,
+    enabled: bool,
+) -> ApiResult<(Endpoint, Option<Secret>)> {
+    let id = endpoint_id(id)?;
+    check_url(url)?;
+    let products = products
         .map(|keys| {
             if keys.len() > 100 {
                 return Err(ApiError::invalid(
@@ -324,27 +353,10 @@ async fn put(
             Ok(parsed)
         })
         .transpose()?;
-    let (endpoint, secret) = state
+    Ok(state
         .store
-        .put_endpoint(
-            &id,
-            &body.url,
-            products.as_deref(),
-            body.enabled,
-            time_fmt::now(),
-        )
-        .await?;
-    Ok(match secret {
-        Some(secret) => (
-            StatusCode::CREATED,
-            Json(EndpointWithSecret {
-                endpoint: endpoint.into(),
-                secret: secret.expose().to_owned(),
-            }),
-        )
-            .into_response(),
-        None => (StatusCode::OK, Json(EndpointView::from(endpoint))).into_response(),
-    })
+        .put_endpoint(&id, url, products.as_deref(), enabled, time_fmt::now())
+        .await?)
 }
 
 /// List outbound webhook endpoints.
@@ -586,8 +598,17 @@ async fn resend(
     _admin: Admin,
     Path((id, message)): Path<(String, String)>,
 ) -> ApiResult<Json<MessageView>> {
+    Ok(Json(resend_message(&state, &id, &message).await?.into()))
+}
+
+/// One attempt at a message now; the message with every attempt after it.
+pub(super) async fn resend_message(
+    state: &AppState,
+    id: &str,
+    message: &str,
+) -> ApiResult<Message> {
     let missing = || ApiError::not_found(format!("no message {message:?} of endpoint {id:?}"));
-    match state.sender.resend(&id, &message).await? {
+    match state.sender.resend(id, message).await? {
         Resent::Tried(_) => {}
         Resent::Busy => {
             return Err(ApiError::Conflict(
@@ -596,12 +617,7 @@ async fn resend(
         }
         Resent::Missing => return Err(missing()),
     }
-    let message = state
-        .store
-        .message(&id, &message)
-        .await?
-        .ok_or_else(missing)?;
-    Ok(Json(message.into()))
+    state.store.message(id, message).await?.ok_or_else(missing)
 }
 
 #[cfg(test)]

@@ -146,6 +146,7 @@ impl ApiError {
                 "unavailable",
                 "Storage unavailable",
             ),
+            Self::Store(StoreError::Changed(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Store(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -156,6 +157,7 @@ impl ApiError {
             Self::Store(StoreError::NotReady) => {
                 "this replica is still loading from storage; try again".to_owned()
             }
+            Self::Store(StoreError::Changed(detail)) => detail.clone(),
             // Never show storage internals.
             Self::Store(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
                 "storage is unavailable; try again".to_owned()

@@ -20,6 +20,7 @@ pub mod openapi;
 mod orders;
 mod pagination;
 mod products;
+pub mod rebuild;
 mod rules;
 mod subscriptions;
 mod tokens;
@@ -125,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .merge(integrations::router())
         .merge(orders::router())
         .merge(products::router())
+        .merge(rebuild::router())
         .merge(subscriptions::router())
         .merge(deliveries::router())
         .merge(grants::router())

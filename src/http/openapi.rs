@@ -20,7 +20,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 use super::error::Problem;
 use super::{
     AppState, access, changes, customers, deliveries, endpoints, events, grants, health,
-    integrations, orders, products, subscriptions, tokens, webhooks,
+    integrations, orders, products, rebuild, subscriptions, tokens, webhooks,
 };
 
 /// Where the document is served.
@@ -55,6 +55,8 @@ pub const UI_PATH: &str = "/docs";
         products::put,
         products::list,
         products::show,
+        products::preview,
+        rebuild::rebuild,
         subscriptions::list,
         subscriptions::show,
         grants::create,
@@ -90,6 +92,7 @@ pub const UI_PATH: &str = "/docs";
         (name = "orders", description = "One-time orders: registration (scope `app`) and the admin view"),
         (name = "integrations", description = "Configured webhook sources"),
         (name = "products", description = "Access policies"),
+        (name = "rebuild", description = "Every source derived again from the stored deliveries"),
         (name = "subscriptions", description = "What the state machine made of the deliveries"),
         (name = "grants", description = "Entitlements given by hand"),
         (name = "deliveries", description = "The delivery log, and replay"),

@@ -2,43 +2,45 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Admin;
+use super::changes::AnswerView;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::{Page, Paging, page_loaded};
-use crate::domain::{CanceledAccess, Instant, Policy, ProductKey};
-use crate::store::Product;
+use crate::domain::{CanceledAccess, Email, Instant, Policy, ProductKey};
+use crate::store::{Flip, PolicyPreview, Product};
 use crate::time_fmt::serde_rfc3339;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/products", get(list))
         .route("/v1/admin/products/{key}", get(show).put(put))
+        .route("/v1/admin/products/{key}/preview", post(preview))
 }
 
 /// A product's policy; omitted fields take the defaults.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyBody {
+pub(super) struct PolicyBody {
     /// How long access outlasts a missed renewal (0 to 100 years; default 259200, three days).
     #[serde(default, deserialize_with = "super::extract::whole_number")]
     #[schema(minimum = 0, maximum = 3_153_600_000_i64)]
-    grace_period_seconds: Option<i64>,
+    pub(super) grace_period_seconds: Option<i64>,
     /// Whether a suspended subscription keeps access (default false).
-    suspended_access: Option<bool>,
+    pub(super) suspended_access: Option<bool>,
     /// Whether a canceled subscription keeps access until its period ends (default `immediate`).
-    canceled_access: Option<CanceledAccess>,
+    pub(super) canceled_access: Option<CanceledAccess>,
     /// How long a paid one-time purchase grants access (1 second to 1000 years);
     /// `null` or omitted: for ever.
     #[serde(default, deserialize_with = "super::extract::whole_number")]
     #[schema(minimum = 1, maximum = 31_536_000_000_i64)]
-    purchase_access_seconds: Option<i64>,
+    pub(super) purchase_access_seconds: Option<i64>,
 }
 
 /// A product and its policy.
@@ -100,8 +102,36 @@ async fn put(
     Path(key): Path<String>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult<(StatusCode, Json<ProductView>)> {
-    let key =
-        ProductKey::parse(&key).map_err(|e| ApiError::invalid("key", format!("`key`: {}", e.0)))?;
+    let (product, created) = set_policy(&state, &key, &body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(product.into())))
+}
+
+/// Sets `key`'s policy to what `body` asks for; whether it was created.
+pub(super) async fn set_policy(
+    state: &AppState,
+    key: &str,
+    body: &PolicyBody,
+) -> ApiResult<(Product, bool)> {
+    let key = product_key(key)?;
+    let policy = policy(body)?;
+    Ok(state
+        .store
+        .put_product(&key, &policy, crate::time_fmt::now())
+        .await?)
+}
+
+/// A product key from the path.
+pub(super) fn product_key(raw: &str) -> ApiResult<ProductKey> {
+    ProductKey::parse(raw).map_err(|e| ApiError::invalid("key", format!("`key`: {}", e.0)))
+}
+
+/// The policy a body asks for, the defaults filling what it omits.
+pub(super) fn policy(body: &PolicyBody) -> ApiResult<Policy> {
     let defaults = Policy::default();
     let policy = Policy {
         grace_period_seconds: body
@@ -126,16 +156,112 @@ async fn put(
             "`purchase_access_seconds` must be from 1 second to 1000 years (or null for lifetime access)",
         ));
     }
-    let (product, created) = state
+    Ok(policy)
+}
+
+/// One customer whose answer the candidate policy would change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlipView {
+    #[schema(value_type = String, format = Email)]
+    pub email: Email,
+    /// The answer now.
+    pub before: AnswerView,
+    /// The answer now, had the candidate policy been in force.
+    pub after: AnswerView,
+}
+
+impl From<Flip> for FlipView {
+    fn from(f: Flip) -> Self {
+        Self {
+            email: f.email,
+            before: f.before.into(),
+            after: f.after.into(),
+        }
+    }
+}
+
+/// How many customers the candidate would change; always whole.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewCountsView {
+    pub gained: u64,
+    pub lost: u64,
+    pub moved: u64,
+    /// Customers with rows for the product whose answer would stay as it is.
+    pub unchanged: u64,
+}
+
+/// What a candidate policy would change now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewView {
+    /// Not entitled now, entitled under the candidate (email order; at most 1000 listed).
+    pub gained: Vec<FlipView>,
+    /// Entitled now, not under the candidate (email order; at most 1000 listed).
+    pub lost: Vec<FlipView>,
+    /// Entitled either way, with another `valid_until` (email order; at most 1000 listed).
+    pub moved: Vec<FlipView>,
+    pub counts: PreviewCountsView,
+}
+
+impl From<PolicyPreview> for PreviewView {
+    fn from(p: PolicyPreview) -> Self {
+        Self {
+            gained: p.gained.into_iter().map(Into::into).collect(),
+            lost: p.lost.into_iter().map(Into::into).collect(),
+            moved: p.moved.into_iter().map(Into::into).collect(),
+            counts: PreviewCountsView {
+                gained: p.counts.gained,
+                lost: p.counts.lost,
+                moved: p.counts.moved,
+                unchanged: p.counts.unchanged,
+            },
+        }
+    }
+}
+
+/// What `body` would change for `key`'s customers now, changing nothing.
+pub(super) async fn preview_policy(
+    state: &AppState,
+    key: &str,
+    body: &PolicyBody,
+) -> ApiResult<PreviewView> {
+    let key = product_key(key)?;
+    let candidate = policy(body)?;
+    Ok(state
         .store
-        .put_product(&key, &policy, crate::time_fmt::now())
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(product.into())))
+        .preview_policy(&key, &candidate, crate::time_fmt::now())
+        .await?
+        .into())
+}
+
+/// Preview a policy change.
+///
+/// Which customers would gain access, lose it, or keep it with another
+/// `valid_until` now if the candidate policy replaced the product's, with
+/// counts. Nothing is changed. Each list is in email order and lists at most
+/// 1000 customers; the counts are always whole.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/products/{key}/preview",
+    operation_id = "preview_product_policy",
+    tag = "products",
+    params(("key" = String, Path, description = "The product key, e.g. `pro`")),
+    request_body = PolicyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What the candidate would change", body = PreviewView),
+        (status = 400, description = "The key or a field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn preview(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(key): Path<String>,
+    Body(body): Body<PolicyBody>,
+) -> ApiResult<Json<PreviewView>> {
+    Ok(Json(preview_policy(&state, &key, &body).await?))
 }
 
 /// List products.

@@ -92,22 +92,36 @@ async fn create(
     _admin: Admin,
     Body(body): Body<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let name = super::rules::text("name", &body.name, super::rules::MAX_NAME)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(make(&state, &body.name, body.scope).await?),
+    ))
+}
+
+/// Makes a token: its value is in the answer and nowhere else.
+pub(super) async fn make(state: &AppState, name: &str, scope: Scope) -> ApiResult<CreatedToken> {
+    let name = super::rules::text("name", name, super::rules::MAX_NAME)?;
     let value = Secret::generate("ent_");
     let token = state
         .store
-        .create_token(name, body.scope, &value, time_fmt::now())
+        .create_token(name, scope, &value, time_fmt::now())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            id: token.id,
-            name: token.name,
-            scope: token.scope,
-            token: value.expose().to_owned(),
-            created_at: token.created_at,
-        }),
-    ))
+    Ok(CreatedToken {
+        id: token.id,
+        name: token.name,
+        scope: token.scope,
+        token: value.expose().to_owned(),
+        created_at: token.created_at,
+    })
+}
+
+/// Deletes a token; 404 when there is none with this id.
+pub(super) async fn revoke(state: &AppState, id: &str) -> ApiResult<()> {
+    if state.store.delete_token(id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no token {id:?}")))
+    }
 }
 
 /// List API tokens.
@@ -164,9 +178,6 @@ async fn remove(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.store.delete_token(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("no token {id:?}")))
-    }
+    revoke(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::changes::{self, Answer, Cause, Compared};
+use super::changes::{self, Answer, Cause, CauseKind, Compared};
 use super::timers::{self, Timer};
 use super::{
     Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text, text,
@@ -146,7 +146,9 @@ pub(super) async fn replace_for_source(
     lock(tx, &pairs).await?;
     let mut seen = read_pairs(tx, &pairs, Some((kind, source_id))).await?;
     let own = |r: &EntitlementRow| r.state.kind() == kind && r.source_id == source_id;
-    let moved = seen.own_rows > seen.rows.iter().flatten().filter(|r| own(r)).count() as i64;
+    // No rows at all: the source is gone (a rebuild removing it).
+    let moved = rows.is_empty()
+        || seen.own_rows > seen.rows.iter().flatten().filter(|r| own(r)).count() as i64;
     if moved {
         // The source leaves a pair (a subscription moved to another product or
         // customer): that pair's answer changes too.
@@ -179,14 +181,21 @@ pub(super) async fn replace_for_source(
                 .cloned(),
         );
         after.sort_by(|a, b| (a.changed_at, &a.source_id).cmp(&(b.changed_at, &b.source_id)));
+        // Rows that answered `no_entitlement` (a grant not yet begun) showed
+        // nothing: `previous` is null, as for no rows.
+        let stored =
+            || Some(Answer::of(before, cause.at)).filter(|a| a.reason != Reason::NoEntitlement);
         compared.push(Compared {
             email,
             product,
-            // Rows that answered `no_entitlement` (a grant not yet begun)
-            // showed nothing: `previous` is null, as for no rows.
-            before: last.or_else(|| {
-                Some(Answer::of(before, cause.at)).filter(|a| a.reason != Reason::NoEntitlement)
-            }),
+            // What was last published, except for a rebuild: it repairs rows
+            // changed behind the log's back, and the access API answered from
+            // those rows, so the change is from what they answered.
+            before: if cause.kind == CauseKind::Rebuild {
+                stored()
+            } else {
+                last.or_else(stored)
+            },
             after: Answer::of(&after, cause.at),
         });
         timers.push(Timer::after(email, product, &after, cause.at));
@@ -543,6 +552,89 @@ pub(super) async fn json_page(
     .fetch_one(&mut *conn)
     .await?;
     text(&row, "page")
+}
+
+/// The rows of the next `customers` customers of `product` after `after` in
+/// email order (all of each one's rows, in the order answers read them):
+/// one page of a walk over a product that never holds more than a page.
+pub(super) async fn product_page(
+    pool: &sqlx::AnyPool,
+    product: &ProductKey,
+    after: &str,
+    customers: i64,
+) -> Result<Vec<EntitlementRow>> {
+    sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM entitlements
+         WHERE product = $1 AND email IN (
+             SELECT DISTINCT email FROM entitlements WHERE product = $1 AND email > $2
+             ORDER BY email LIMIT $3)
+         ORDER BY email, changed_at, source_id"
+    )))
+    .bind(product.as_str())
+    .bind(after)
+    .bind(customers)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Every row of the sources `ids` of one kind, by source, then product.
+pub(super) async fn of_sources(
+    conn: &mut AnyConnection,
+    kind: SourceKind,
+    ids: &[String],
+) -> Result<Vec<EntitlementRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM entitlements WHERE source_kind = $1 AND source_id IN ({})
+         ORDER BY source_id, product",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(trusted(sql)).bind(kind.as_str());
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    query.fetch_all(conn).await?.iter().map(from_row).collect()
+}
+
+/// Every row of each of `pairs`, in answer order.
+pub(super) async fn of_pairs(
+    pool: &sqlx::AnyPool,
+    pairs: &[(Email, ProductKey)],
+) -> Result<Vec<Vec<EntitlementRow>>> {
+    let mut found = vec![Vec::new(); pairs.len()];
+    if pairs.is_empty() {
+        return Ok(found);
+    }
+    let keys: Vec<String> = (0..pairs.len())
+        .map(|i| format!("(${}, ${})", 1 + 2 * i, 2 + 2 * i))
+        .collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM entitlements WHERE (email, product) IN ({})",
+        keys.join(", ")
+    );
+    let mut query = sqlx::query(trusted(sql));
+    for (email, product) in pairs {
+        query = query.bind(email.as_str()).bind(product.as_str());
+    }
+    for row in query.fetch_all(pool).await?.iter().map(from_row) {
+        let row = row?;
+        if let Some(i) = pairs
+            .iter()
+            .position(|(e, p)| *e == row.email && *p == row.product)
+        {
+            found[i].push(row);
+        }
+    }
+    for rows in &mut found {
+        in_answer_order(rows);
+    }
+    Ok(found)
 }
 
 /// Every row of the customers `emails`.

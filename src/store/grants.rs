@@ -23,9 +23,10 @@ pub struct Grant {
     pub revoked_at: Option<Instant>,
 }
 
-const COLUMNS: &str = "id, email, product, valid_from, valid_until, reason, created_at, revoked_at";
+pub(super) const COLUMNS: &str =
+    "id, email, product, valid_from, valid_until, reason, created_at, revoked_at";
 
-fn from_row(row: &AnyRow) -> Result<Grant> {
+pub(super) fn from_row(row: &AnyRow) -> Result<Grant> {
     Ok(Grant {
         id: text(row, "id")?,
         email: Email::parse(&text(row, "email")?)?,
@@ -38,7 +39,7 @@ fn from_row(row: &AnyRow) -> Result<Grant> {
     })
 }
 
-fn entitlement(grant: &Grant, changed_at: Instant) -> EntitlementRow {
+pub(super) fn entitlement(grant: &Grant, changed_at: Instant) -> EntitlementRow {
     EntitlementRow::new(
         &grant.id,
         (&grant.email, &grant.product),

@@ -127,7 +127,7 @@ impl Store {
     }
 }
 
-fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
+pub(super) fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
     let outcome = text(row, "outcome")?;
     Ok(HistoryEntry {
         at: instant(row, "at")?,

@@ -28,6 +28,9 @@ pub struct Inbound<'a> {
     pub headers: &'a str,
     /// The external id of the subscription or order the payload names, if any.
     pub external_ref: Option<&'a str>,
+    /// The id it is stored under; `None`: a new one. A rebuild records each
+    /// stored delivery again under its own id.
+    pub delivery_id: Option<&'a str>,
 }
 
 /// What became of a delivery.
@@ -52,9 +55,8 @@ impl Store {
     /// dedup key: the same bytes again are just as malformed.
     pub async fn record_malformed(&self, inbound: &Inbound<'_>, reason: &str) -> Result<Recorded> {
         let _turn = self.write_turn().await;
-        let id = new_id();
         let recorded = Recorded {
-            delivery_id: id,
+            delivery_id: inbound.delivery_id.map_or_else(new_id, str::to_owned),
             outcome: Outcome::Malformed,
             reason: Some(reason.to_owned()),
             subject: None,
@@ -159,7 +161,7 @@ pub(super) async fn attempt_in(
     inbound: &Inbound<'_>,
     what: &Apply<'_>,
 ) -> std::result::Result<Recorded, Attempt> {
-    let delivery_id = new_id();
+    let delivery_id = inbound.delivery_id.map_or_else(new_id, str::to_owned);
     let claimed = sqlx::query(
         "INSERT INTO delivery_keys (integration, dedup_key, delivery_id) VALUES ($1, $2, $3)
              ON CONFLICT (integration, dedup_key) DO NOTHING",
@@ -508,7 +510,7 @@ async fn redelivery(
     })
 }
 
-async fn insert_delivery(
+pub(super) async fn insert_delivery(
     conn: &mut AnyConnection,
     inbound: &Inbound<'_>,
     recorded: &Recorded,

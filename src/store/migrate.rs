@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0009_console.sql"),
         postgres: include_str!("../../migrations/postgres/0009_console.sql"),
     },
+    Migration {
+        version: 10,
+        description: "rebuild",
+        sqlite: include_str!("../../migrations/sqlite/0010_rebuild.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_rebuild.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.
@@ -76,6 +82,12 @@ const LOCK_KEY: i64 = 0x656e_7469_746c;
 impl Store {
     /// Applies every migration not yet applied; returns how many ran.
     pub async fn migrate(&self) -> Result<usize> {
+        self.migrate_logged(true).await
+    }
+
+    /// As [`Store::migrate`], each migration applied logged when `log` (a
+    /// rebuild's scratch store is migrated quietly).
+    pub(super) async fn migrate_logged(&self, log: bool) -> Result<usize> {
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         if self.engine == Engine::Postgres {
@@ -86,14 +98,14 @@ impl Store {
         }
         // Two processes starting together on one SQLite file can meet in the
         // migration transaction; the loser waits and looks again.
-        let mut result = self.apply_pending(&mut conn).await;
+        let mut result = self.apply_pending(&mut conn, log).await;
         for attempt in 1..=20 {
             match &result {
                 Err(super::StoreError::Database(e))
                     if super::tx::is_retryable(e) || super::tx::is_unique_violation(e) =>
                 {
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
-                    result = self.apply_pending(&mut conn).await;
+                    result = self.apply_pending(&mut conn, log).await;
                 }
                 _ => break,
             }
@@ -107,7 +119,7 @@ impl Store {
         result
     }
 
-    async fn apply_pending(&self, conn: &mut sqlx::AnyConnection) -> Result<usize> {
+    async fn apply_pending(&self, conn: &mut sqlx::AnyConnection, log: bool) -> Result<usize> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version BIGINT PRIMARY KEY,
@@ -144,11 +156,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::info!(
-                version = migration.version,
-                migration.description,
-                "applied migration"
-            );
+            if log {
+                tracing::info!(
+                    version = migration.version,
+                    migration.description,
+                    "applied migration"
+                );
+            }
             applied += 1;
         }
         Ok(applied)

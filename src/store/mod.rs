@@ -17,6 +17,7 @@ mod orders;
 mod outbound;
 mod products;
 mod reads;
+mod rebuild;
 mod runs;
 mod subscriptions;
 mod timers;
@@ -46,7 +47,10 @@ pub use outbound::{
     ACCESS_CHANGED, ENDPOINT_TEST, Endpoint, EndpointStatus, Lease, Leased, Message,
     MessageAttempt, MessageFilter, MessageStatus, OutboundStats, Settle, Target,
 };
-pub use products::Product;
+pub use products::{Flip, PREVIEW_LISTED, PolicyPreview, PreviewCounts, Product};
+pub use rebuild::{
+    Divergence, Facts as ImageFacts, IMAGE_PAGE, Image, Registration, RowFacts, StoredDelivery,
+};
 pub use subscriptions::{SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
 pub use writer::{Applying, Delivery, MAX_BATCH};
@@ -86,6 +90,9 @@ pub enum StoreError {
     WriterStopped,
     #[error("the read model is still loading")]
     NotReady,
+    /// What a write rested on changed under it (a rebuild's comparison).
+    #[error("{0}")]
+    Changed(String),
 }
 
 impl From<InvalidValue> for StoreError {
@@ -114,6 +121,8 @@ pub struct Store {
     sequencer: Option<std::sync::Arc<changes::Sequencer>>,
     /// What checks read: rows and tokens in memory (see `reads`).
     reads: std::sync::Arc<reads::ReadModel>,
+    /// Held by the rebuild running on this store, if any.
+    rebuilding: std::sync::Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -127,6 +136,12 @@ impl Store {
     }
 
     pub async fn connect_without_migrating(url: &str) -> Result<Self> {
+        Self::open(url, true).await
+    }
+
+    /// `durable`: on SQLite, every commit is flushed to disk (`synchronous =
+    /// FULL`); a scratch database (see `rebuild`) is not.
+    async fn open(url: &str, durable: bool) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let engine = Engine::of(url).ok_or(StoreError::UnsupportedUrl)?;
         let (url, options) = match engine {
@@ -134,13 +149,17 @@ impl Store {
                 sqlite_url(url),
                 AnyPoolOptions::new()
                     .max_connections(8)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            sqlx::raw_sql(
+                            sqlx::raw_sql(if durable {
                                 "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                                  PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-                                 PRAGMA cache_size = -16384;",
-                            )
+                                 PRAGMA cache_size = -16384;"
+                            } else {
+                                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON; \
+                                 PRAGMA cache_size = -16384;"
+                            })
                             .execute(conn)
                             .await?;
                             Ok(())
@@ -165,6 +184,7 @@ impl Store {
             sequencer: (engine == Engine::Postgres)
                 .then(|| changes::Sequencer::start(pool.clone())),
             reads: std::sync::Arc::default(),
+            rebuilding: std::sync::Arc::default(),
         };
         let (writers, batch) = match engine {
             Engine::Sqlite => (1, writer::MAX_BATCH),

@@ -49,7 +49,7 @@ pub struct OrderFilter<'a> {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, integration, provider, external_id, email, state, paid_at, registered_at, \
+pub(super) const COLUMNS: &str = "id, integration, provider, external_id, email, state, paid_at, registered_at, \
                        version, created_at, updated_at";
 
 async fn from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<OrderRecord> {
@@ -59,7 +59,7 @@ async fn from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<OrderRecord>
 }
 
 /// The products of several orders, in one query.
-async fn products_of(
+pub(super) async fn products_of(
     conn: &mut AnyConnection,
     ids: &[String],
 ) -> Result<std::collections::HashMap<String, Vec<ProductKey>>> {
@@ -88,7 +88,7 @@ async fn products_of(
 }
 
 /// An order row with its products.
-fn record(row: &AnyRow, products: Vec<ProductKey>) -> Result<OrderRecord> {
+pub(super) fn record(row: &AnyRow, products: Vec<ProductKey>) -> Result<OrderRecord> {
     let id = text(row, "id")?;
     let state = text(row, "state")?;
     Ok(OrderRecord {

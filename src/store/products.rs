@@ -2,9 +2,11 @@
 
 use sqlx::any::AnyRow;
 
+use super::changes::Answer;
 use super::tx::{Attempt, retrying};
 use super::{Result, Store, StoreError, flag, instant, micros, text, trusted};
-use crate::domain::{CanceledAccess, Instant, Policy, ProductKey};
+use crate::domain::access;
+use crate::domain::{CanceledAccess, Email, Instant, Policy, ProductKey};
 
 /// A configured product.
 #[derive(Debug, Clone)]
@@ -60,7 +62,102 @@ fn from_row(row: &AnyRow) -> Result<Product> {
     })
 }
 
+/// One customer whose answer a candidate policy would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flip {
+    pub email: Email,
+    pub before: Answer,
+    pub after: Answer,
+}
+
+/// How many customers a candidate policy would change, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreviewCounts {
+    pub gained: u64,
+    pub lost: u64,
+    pub moved: u64,
+    pub unchanged: u64,
+}
+
+/// What a candidate policy would change now: customers who would gain
+/// access, lose it, or keep it with another `valid_until`, each list in email
+/// order and cut at [`PREVIEW_LISTED`]; the counts are always whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyPreview {
+    pub gained: Vec<Flip>,
+    pub lost: Vec<Flip>,
+    pub moved: Vec<Flip>,
+    pub counts: PreviewCounts,
+}
+
+/// The most customers a preview lists of each kind.
+pub const PREVIEW_LISTED: usize = 1000;
+
+/// Customers read per page of a preview.
+const PREVIEW_PAGE: i64 = 2000;
+
+impl PolicyPreview {
+    /// Adds one customer's answers, now and under the candidate.
+    fn add(&mut self, email: &Email, before: Answer, after: Answer) {
+        let (list, count) = match (before.entitled, after.entitled) {
+            (false, true) => (&mut self.gained, &mut self.counts.gained),
+            (true, false) => (&mut self.lost, &mut self.counts.lost),
+            (true, true) if before.valid_until != after.valid_until => {
+                (&mut self.moved, &mut self.counts.moved)
+            }
+            _ => {
+                self.counts.unchanged += 1;
+                return;
+            }
+        };
+        *count += 1;
+        if list.len() < PREVIEW_LISTED {
+            list.push(Flip {
+                email: email.clone(),
+                before,
+                after,
+            });
+        }
+    }
+}
+
 impl Store {
+    /// What `candidate` would change for `product`'s customers at `now`, if
+    /// it replaced the product's policy: each customer's answer from the
+    /// stored rows, against the same rows with their windows recomputed under
+    /// the candidate (the computation a policy change makes). Writes nothing;
+    /// reads a page of customers at a time.
+    pub async fn preview_policy(
+        &self,
+        product: &ProductKey,
+        candidate: &Policy,
+        now: Instant,
+    ) -> Result<PolicyPreview> {
+        let mut preview = PolicyPreview::default();
+        let mut after = String::new();
+        loop {
+            let rows = super::entitlements::product_page(&self.pool, product, &after, PREVIEW_PAGE)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.email.as_str().to_owned();
+            for customer in rows.chunk_by(|a, b| a.email == b.email) {
+                let recomputed: Vec<_> = customer
+                    .iter()
+                    .map(|row| super::EntitlementRow {
+                        window: access::window(&row.facts, candidate),
+                        ..row.clone()
+                    })
+                    .collect();
+                preview.add(
+                    &customer[0].email,
+                    Answer::of(customer, now),
+                    Answer::of(&recomputed, now),
+                );
+            }
+        }
+        Ok(preview)
+    }
+
     /// Creates or replaces a product's policy and recomputes every entitlement
     /// row of that product, in one transaction. `true` when it was created.
     pub async fn put_product(
@@ -98,6 +195,21 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let product = from_row(&row)?;
+        sqlx::query(
+            "INSERT INTO policy_changes (product, at, grace_period_seconds, suspended_access,
+                 canceled_access, purchase_access_seconds)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (product, at) DO UPDATE SET grace_period_seconds = $3,
+                 suspended_access = $4, canceled_access = $5, purchase_access_seconds = $6",
+        )
+        .bind(key.as_str())
+        .bind(micros(now))
+        .bind(policy.grace_period_seconds)
+        .bind(i64::from(policy.suspended_access))
+        .bind(policy.canceled_access.as_str())
+        .bind(policy.purchase_access_seconds)
+        .execute(&mut *tx)
+        .await?;
         let cause = super::changes::Cause {
             kind: super::changes::CauseKind::Policy,
             delivery_id: None,
@@ -108,6 +220,25 @@ impl Store {
         self.commit(tx).await?;
         let created = product.created_at == now && product.updated_at == now;
         Ok((product, created))
+    }
+
+    /// Every policy each product has had, oldest first: (from when, product,
+    /// policy).
+    pub async fn recorded_policies(&self) -> Result<Vec<(Instant, ProductKey, Policy)>> {
+        sqlx::query(trusted(format!(
+            "SELECT product, at, {POLICY_COLUMNS} FROM policy_changes ORDER BY at, product"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                instant(row, "at")?,
+                ProductKey::parse(&text(row, "product")?)?,
+                policy_from_row(row)?,
+            ))
+        })
+        .collect()
     }
 
     pub async fn product(&self, key: &str) -> Result<Option<Product>> {

@@ -40,10 +40,10 @@ pub struct SubscriptionFilter<'a> {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, integration, provider, external_id, email, product, plan, state, \
+pub(super) const COLUMNS: &str = "id, integration, provider, external_id, email, product, plan, state, \
                        current_period_start, current_period_end, access_from, version, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<SubscriptionRecord> {
+pub(super) fn from_row(row: &AnyRow) -> Result<SubscriptionRecord> {
     let state = text(row, "state")?;
     Ok(SubscriptionRecord {
         id: text(row, "id")?,

@@ -61,6 +61,7 @@ impl Delivery {
             body: &self.body,
             headers: &self.headers,
             external_ref: self.external_ref.as_deref(),
+            delivery_id: None,
         }
     }
 }

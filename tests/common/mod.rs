@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod lifecycle;
 pub mod receiver;
 pub mod server;
 

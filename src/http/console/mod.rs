@@ -9,6 +9,7 @@
 //! else `Referer`). Every action calls the same function as the API.
 
 mod pages;
+mod settings;
 mod sources;
 
 use axum::Router;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/icon.svg", get(icon))
         .merge(pages::router())
         .merge(sources::router())
+        .merge(settings::router())
 }
 
 /// The session cookie's name.
@@ -267,6 +269,9 @@ pub fn layout(session: &ConsoleSession, title: &str, content: Markup) -> Respons
                         a href="/console/subscriptions" { "Subscriptions" }
                         a href="/console/orders" { "Orders" }
                         a href="/console/integrations" { "Integrations" }
+                        a href="/console/products" { "Products" }
+                        a href="/console/endpoints" { "Endpoints" }
+                        a href="/console/tokens" { "Tokens" }
                     }
                     form method="post" action="/console/sign-out" {
                         (csrf(session))
@@ -280,6 +285,11 @@ pub fn layout(session: &ConsoleSession, title: &str, content: Markup) -> Respons
             }
         }
     })
+}
+
+/// After an action: back to `path` (a console page), which says what was done.
+pub fn back_to(path: &str, done: &str) -> Response {
+    Redirect::to(&format!("{path}?done={}", pages::segment(done))).into_response()
 }
 
 /// The hidden field every state-changing form carries.

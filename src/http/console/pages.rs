@@ -221,7 +221,18 @@ async fn customers(
 
 #[derive(Debug, Deserialize)]
 pub struct Notice {
-    done: Option<String>,
+    pub(super) done: Option<String>,
+}
+
+impl Notice {
+    /// What the last action did, when the page was reached from one.
+    pub(super) fn shown(&self) -> Markup {
+        html! {
+            @if let Some(done) = self.done.as_deref() {
+                p class="notice" role="status" { (done) }
+            }
+        }
+    }
 }
 
 /// One customer: access per product now with what led to it, the merged
@@ -243,9 +254,7 @@ async fn customer(
         }
     };
     let content = html! {
-        @if let Some(done) = notice.done.as_deref() {
-            p class="notice" role="status" { (done) }
-        }
+        (notice.shown())
         h2 { "Access now" }
         @if view.entitlements.is_empty() {
             p { "No source for any product: every check answers " code { "no_entitlement" } "." }
@@ -413,12 +422,7 @@ async fn revoke_grant(
 }
 
 fn back_to_customer(email: &str, done: &str) -> Response {
-    Redirect::to(&format!(
-        "/console/customers/{}?done={}",
-        segment(email),
-        segment(done)
-    ))
-    .into_response()
+    super::back_to(&format!("/console/customers/{}", segment(email)), done)
 }
 
 #[derive(Debug, Deserialize)]
@@ -523,9 +527,7 @@ async fn delivery(
     let headers = serde_json::to_string_pretty(&headers).unwrap_or_default();
     let body = detail.body.as_deref().map(String::from_utf8_lossy);
     let content = html! {
-        @if let Some(done) = notice.done.as_deref() {
-            p class="notice" role="status" { (done) }
-        }
+        (notice.shown())
         dl {
             dt { "Id" } dd { code { (d.id) } }
             dt { "Integration" } dd { (d.integration) " (" (d.provider) ")" }
@@ -580,10 +582,8 @@ async fn replay(
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
-    Ok(Redirect::to(&format!(
-        "/console/deliveries/{}?done={}",
-        segment(&id),
-        segment(&done)
+    Ok(super::back_to(
+        &format!("/console/deliveries/{}", segment(&id)),
+        &done,
     ))
-    .into_response())
 }
