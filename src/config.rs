@@ -25,6 +25,9 @@ pub enum Command {
     /// Derive every subscription and order again from the stored deliveries
     /// and write the difference (see the README, "Rebuild").
     Rebuild(RebuildArgs),
+    /// Add a new entitlement-token signing key; the current one is retired
+    /// and stays published until every token it signed has expired.
+    RotateSigningKey(DatabaseArgs),
 }
 
 #[derive(Debug, Clone, Args)]

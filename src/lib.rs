@@ -15,6 +15,7 @@ pub mod providers;
 pub mod rebuild;
 pub mod secret;
 pub mod server;
+pub mod signing;
 pub mod store;
 pub mod time_fmt;
 
@@ -123,6 +124,26 @@ pub async fn rebuild(args: config::RebuildArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `entitled rotate-signing-key`: adds a new signing key, retires the rest.
+pub async fn rotate_signing_key(args: config::DatabaseArgs) -> Result<(), Error> {
+    let store = Store::connect_without_migrating(&args.database_url).await?;
+    store.migrate().await?;
+    let rotation = store.rotate_signing_key(time_fmt::now()).await;
+    store.close().await;
+    let rotation = rotation?;
+    println!(
+        "Added signing key {}: tokens are signed with it from now on.",
+        rotation.added
+    );
+    for kid in &rotation.retired {
+        println!(
+            "Retired {kid}: it signs no more tokens, and stays in /.well-known/jwks.json until {}.",
+            time_fmt::rfc3339(rotation.published_until)
+        );
+    }
+    Ok(())
+}
+
 /// `entitled serve`: migrate, make sure an admin token exists, serve until
 /// SIGTERM or Ctrl-C, then let in-flight requests finish.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
@@ -143,6 +164,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             max_body_bytes: args.max_body_bytes,
             retry_schedule: args.outbound_retry_schedule.clone(),
             public_url: args.public_url.clone(),
+            issuer: args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.listen)),
         },
     );
     let sender = tokio::spawn(state.sender.clone().run());

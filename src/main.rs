@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => entitled::serve(args).await,
         Command::Migrate(args) => entitled::migrate(args).await,
         Command::Rebuild(args) => entitled::rebuild(args).await,
+        Command::RotateSigningKey(args) => entitled::rotate_signing_key(args).await,
         Command::Openapi => {
             print!("{}", entitled::http::openapi::json());
             Ok(())

@@ -23,6 +23,8 @@ const DESIGN_ROUTES: &[&str] = &[
     "POST /v1/webhooks/{integration}",
     "GET /v1/access",
     "GET /v1/customers/{email}/entitlements",
+    "POST /v1/access/tokens",
+    "GET /.well-known/jwks.json",
     "POST /v1/orders",
     "PUT /v1/admin/integrations/{id}",
     "GET /v1/admin/integrations",

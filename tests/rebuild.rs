@@ -484,14 +484,7 @@ async fn rebuild_and_preview_refuse_bad_input(app: TestApp) {
                "counts": {"gained": 0, "lost": 0, "moved": 0, "unchanged": 0}})
     );
     // App tokens can do neither.
-    let made = app
-        .admin(
-            Method::POST,
-            "/v1/admin/tokens",
-            Some(json!({"name": "app", "scope": "app"})),
-        )
-        .await;
-    let token = made.body["token"].as_str().unwrap().to_owned();
+    let token = app.app_token().await;
     for path in ["/v1/admin/rebuild", "/v1/admin/products/pro/preview"] {
         let reply = app
             .with_token(&token, Method::POST, path, Some(json!({})))

@@ -9,6 +9,7 @@ mod console;
 mod customers;
 mod deliveries;
 mod endpoints;
+mod entitlement_tokens;
 mod error;
 mod events;
 mod extract;
@@ -106,6 +107,9 @@ pub struct Settings {
     /// come from it) and, when https, its cookie is `Secure`. Unset, the
     /// origin is `http://` and the request's `Host`.
     pub public_url: Option<String>,
+    /// The entitlement tokens' `iss`: `ENTITLED_PUBLIC_URL`, else `http://`
+    /// and the listen address.
+    pub issuer: String,
 }
 
 impl Default for Settings {
@@ -114,6 +118,7 @@ impl Default for Settings {
             max_body_bytes: 262_144,
             retry_schedule: crate::outbound::DEFAULT_SCHEDULE.to_vec(),
             public_url: None,
+            issuer: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -123,6 +128,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(webhooks::router())
         .merge(access::router())
+        .merge(entitlement_tokens::router())
         .merge(integrations::router())
         .merge(orders::router())
         .merge(products::router())

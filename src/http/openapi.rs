@@ -19,8 +19,8 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::Problem;
 use super::{
-    AppState, access, changes, customers, deliveries, endpoints, events, grants, health,
-    integrations, orders, products, rebuild, subscriptions, tokens, webhooks,
+    AppState, access, changes, customers, deliveries, endpoints, entitlement_tokens, events,
+    grants, health, integrations, orders, products, rebuild, subscriptions, tokens, webhooks,
 };
 
 /// Where the document is served.
@@ -45,6 +45,8 @@ pub const UI_PATH: &str = "/docs";
         webhooks::receive,
         access::check,
         access::entitlements,
+        entitlement_tokens::mint,
+        entitlement_tokens::jwks,
         orders::register,
         orders::list,
         orders::show,

@@ -194,7 +194,15 @@ fn body_fields(doc: &mut Value) {
             "/EndpointBody/properties/url",
             json!({"pattern": super::endpoints::URL_PATTERN, "maxLength": super::endpoints::MAX_URL}),
         ),
-        ("/EndpointBody/properties/products/items", product_key),
+        (
+            "/EndpointBody/properties/products/items",
+            product_key.clone(),
+        ),
+        ("/TokenRequest/properties/products/items", product_key),
+        (
+            "/TokenRequest/properties/products",
+            json!({"maxItems": super::entitlement_tokens::MAX_PRODUCTS}),
+        ),
     ] {
         if let Some(schema) = doc.pointer_mut(&format!("{schemas}{pointer}")) {
             set(schema, rules);

@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_rebuild.sql"),
         postgres: include_str!("../../migrations/postgres/0010_rebuild.sql"),
     },
+    Migration {
+        version: 11,
+        description: "signing keys",
+        sqlite: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_signing_keys.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

@@ -19,6 +19,7 @@ mod products;
 mod reads;
 mod rebuild;
 mod runs;
+mod signing;
 mod subscriptions;
 mod timers;
 mod tokens;
@@ -51,6 +52,7 @@ pub use products::{Flip, PREVIEW_LISTED, PolicyPreview, PreviewCounts, Product};
 pub use rebuild::{
     Divergence, Facts as ImageFacts, IMAGE_PAGE, Image, Registration, RowFacts, StoredDelivery,
 };
+pub use signing::{KEY_PUBLISHED_AFTER_RETIREMENT, Rotation};
 pub use subscriptions::{SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
 pub use writer::{Applying, Delivery, MAX_BATCH};

@@ -205,6 +205,19 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     }
 
+    /// Makes an app-scope API token; answers its value.
+    pub async fn app_token(&self) -> String {
+        let made = self
+            .admin(
+                Method::POST,
+                "/v1/admin/tokens",
+                Some(serde_json::json!({"name": "backend", "scope": "app"})),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        made.body["token"].as_str().unwrap().to_owned()
+    }
+
     /// Posts a raw body to a webhook URL with the given extra headers.
     pub async fn webhook(
         &self,
