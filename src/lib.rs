@@ -38,6 +38,10 @@ pub enum Error {
     Serve(std::io::Error),
     #[error("rebuild: {0}")]
     Rebuild(#[from] rebuild::RebuildError),
+    #[error(
+        "interrupted: the difference is written in one transaction, so all of it or none was written"
+    )]
+    Interrupted,
 }
 
 /// Sets up tracing: `RUST_LOG` filters (default `info`), `format` shapes lines.
@@ -109,9 +113,14 @@ pub async fn rebuild(args: config::RebuildArgs) -> Result<(), Error> {
         };
         eprintln!("{line}");
     };
-    let report = rebuild::rebuild(&store, args.dry_run, &progress).await;
+    // Ctrl-C or SIGTERM stops it: nothing is written (the difference is
+    // written in one transaction, at the end) and the scratch file goes.
+    let report = tokio::select! {
+        report = rebuild::rebuild(&store, args.dry_run, &progress) => Some(report),
+        () = shutdown_signal() => None,
+    };
     store.close().await;
-    let report = report?;
+    let report = report.ok_or(Error::Interrupted)??;
     let out = if args.json {
         let view = http::rebuild::RebuildView::from(report);
         let mut json = serde_json::to_string_pretty(&view).unwrap_or_default();
@@ -131,14 +140,17 @@ pub async fn rotate_signing_key(args: config::DatabaseArgs) -> Result<(), Error>
     let rotation = store.rotate_signing_key(time_fmt::now()).await;
     store.close().await;
     let rotation = rotation?;
+    let seconds = |at: domain::Instant| time_fmt::rfc3339(at.replace_nanosecond(0).unwrap_or(at));
+    let switch_at = seconds(rotation.switch_at);
     println!(
-        "Added signing key {}: tokens are signed with it from now on.",
+        "Added signing key {}: in /.well-known/jwks.json now, signing tokens from {switch_at}.",
         rotation.added
     );
     for kid in &rotation.retired {
         println!(
-            "Retired {kid}: it signs no more tokens, and stays in /.well-known/jwks.json until {}.",
-            time_fmt::rfc3339(rotation.published_until)
+            "Retiring {kid}: it signs until {switch_at}, then its private half is deleted; \
+             it stays in /.well-known/jwks.json until {}.",
+            seconds(rotation.published_until)
         );
     }
     Ok(())
@@ -243,6 +255,14 @@ async fn run_clock(store: Store, interval: std::time::Duration, retention: Reten
         }
         if let Err(e) = store.drop_old_touches(now).await {
             tracing::warn!(error = %e, "clock: could not drop old read-model touches");
+        }
+        match store.forget_retired_signing_keys(now).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::info!(
+                keys,
+                "clock: deleted the private halves of retired signing keys"
+            ),
+            Err(e) => tracing::warn!(error = %e, "clock: could not forget retired signing keys"),
         }
         let horizon = domain::add_seconds(now, -retention.delivery_bodies.whole_seconds());
         match store

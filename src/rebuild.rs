@@ -38,6 +38,10 @@ const PAGE: i64 = 500;
 
 /// Progress is reported every this many inputs.
 const REPORT_EVERY: u64 = 10_000;
+/// How long a rebuild waits after it begins before it reads: every write
+/// begun before then has committed (a delivery's transaction takes
+/// milliseconds; the writers' retries, well under this).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One source whose state or rows differ.
 #[derive(Debug, Clone)]
@@ -136,12 +140,19 @@ pub async fn rebuild(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Report, RebuildError> {
     let _one = live.rebuild_turn().ok_or(RebuildError::Busy)?;
-    let now = crate::time_fmt::now();
-    // The clock catches up first, as it does every minute anyway: what has
-    // lapsed by now is a recorded tick, not a difference.
-    while live.expire_lapsed(now).await? > 0 {}
+    if !dry_run {
+        // The clock catches up first, as it does every minute anyway: what
+        // has lapsed by now is a recorded tick, not a difference. (A dry run
+        // writes nothing, so it compares with what the clock recorded.)
+        let now = crate::time_fmt::now();
+        while live.expire_lapsed(now).await? > 0 {}
+    }
+    // What is recorded up to `started` is derived; a source written after it
+    // is left as it is. Writes in flight at `started` commit meanwhile.
+    let started = crate::time_fmt::now();
+    tokio::time::sleep(SETTLE).await;
     let scratch = Scratch::create().await?;
-    let result = run(live, &scratch.store, dry_run, now, progress).await;
+    let result = run(live, &scratch.store, dry_run, started, progress).await;
     scratch.remove().await;
     let report = result?;
     progress(Progress {
@@ -161,10 +172,15 @@ struct Scratch {
 impl Scratch {
     async fn create() -> Result<Self, RebuildError> {
         let dir = std::env::temp_dir().join(format!("entitled-rebuild-{}", crate::store::new_id()));
-        std::fs::create_dir_all(&dir).map_err(|source| RebuildError::Scratch {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        // Raw deliveries go in it: readable by this user only.
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| RebuildError::Scratch {
+                path: dir.display().to_string(),
+                source,
+            })?;
         match Store::scratch(&dir.join("scratch.db")).await {
             Ok(store) => Ok(Self { dir, store }),
             Err(e) => {
@@ -204,6 +220,7 @@ async fn run(
         scratch,
         &integrations,
         &mut excluded,
+        now,
         &mut report.counts,
         progress,
     )
@@ -218,7 +235,10 @@ async fn run(
             report.counts.grants += 1;
         }
     }
-    while scratch.expire_lapsed(now).await? > 0 {}
+    if !dry_run {
+        // The clock at now, as the live clock just ran.
+        while scratch.expire_lapsed(now).await? > 0 {}
+    }
 
     let divergences = compare(
         live,
@@ -240,7 +260,8 @@ async fn run(
             sources = divergences.len(),
             "rebuild: writing the difference"
         );
-        live.apply_rebuild(scratch, &divergences, now).await?;
+        live.apply_rebuild(scratch, &divergences, now, crate::time_fmt::now())
+            .await?;
         report.applied = true;
     }
     Ok(report)
@@ -285,32 +306,54 @@ struct Inputs {
     ticks_done: bool,
     replays: std::collections::VecDeque<(Instant, String)>,
     policies: std::collections::VecDeque<(Instant, ProductKey, crate::domain::Policy)>,
+    /// When the rebuild began: what was recorded later is not derived (the
+    /// sources it touched are left as they are).
+    until: Option<Instant>,
+}
+
+/// Keeps the items of `page` up to `until` (they come in time order); `true`
+/// when some were later, so the input is done.
+fn up_to<T>(page: &mut Vec<T>, until: Instant, at: impl Fn(&T) -> Instant) -> bool {
+    let later = page.iter().position(|item| at(item) > until);
+    if let Some(i) = later {
+        page.truncate(i);
+    }
+    later.is_some()
 }
 
 impl Inputs {
     async fn fill(&mut self, live: &Store) -> Result<(), StoreError> {
         if self.deliveries.is_empty() && !self.deliveries_done {
-            let page = live.stored_deliveries(&self.delivery_after, PAGE).await?;
+            let mut page = live.stored_deliveries(&self.delivery_after, PAGE).await?;
             self.deliveries_done = (page.len() as i64) < PAGE;
             if let Some(last) = page.last() {
                 self.delivery_after = last.id.clone();
             }
+            if let Some(until) = self.until {
+                self.deliveries_done |= up_to(&mut page, until, |d| d.received_at);
+            }
             self.deliveries.extend(page);
         }
         if self.registrations.is_empty() && !self.registrations_done {
-            let page = live
+            let mut page = live
                 .recorded_registrations(self.registration_after.as_ref(), PAGE)
                 .await?;
             self.registrations_done = (page.len() as i64) < PAGE;
             if let Some(last) = page.last() {
                 self.registration_after = Some((last.at, last.order_id.clone()));
             }
+            if let Some(until) = self.until {
+                self.registrations_done |= up_to(&mut page, until, |r| r.at);
+            }
             self.registrations.extend(page);
         }
         if self.ticks.is_empty() && !self.ticks_done {
-            let page = live.recorded_ticks(self.tick_after, PAGE).await?;
+            let mut page = live.recorded_ticks(self.tick_after, PAGE).await?;
             self.ticks_done = (page.len() as i64) < PAGE;
             self.tick_after = page.last().copied().or(self.tick_after);
+            if let Some(until) = self.until {
+                self.ticks_done |= up_to(&mut page, until, |t| *t);
+            }
             self.ticks.extend(page);
         }
         Ok(())
@@ -336,13 +379,19 @@ async fn derive(
     scratch: &Store,
     integrations: &HashMap<String, Integration>,
     excluded: &mut HashSet<(String, String)>,
+    until: Instant,
     counts: &mut Counts,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(), RebuildError> {
     let total = live.count_deliveries().await?.max(0) as u64;
+    let mut replays = live.recorded_replays().await?;
+    replays.retain(|r| r.0 <= until);
+    let mut policies = live.recorded_policies().await?;
+    policies.retain(|p| p.0 <= until);
     let mut inputs = Inputs {
-        replays: live.recorded_replays().await?.into(),
-        policies: live.recorded_policies().await?.into(),
+        replays: replays.into(),
+        policies: policies.into(),
+        until: Some(until),
         ..Inputs::default()
     };
     let mut reported = 0;
@@ -491,9 +540,12 @@ async fn compare(
     report: &mut Report,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Vec<Divergence>, RebuildError> {
-    let skipped = |image: &Image| {
-        image.kind != SourceKind::Grant
-            && (!integrations.contains_key(&image.key.0) || excluded.contains(&image.key))
+    // Not derivable (see the module's comment), or written since the
+    // rebuild began (`now`): left as they are.
+    let skipped = |image: &Image, live_side: bool| {
+        (live_side && image.touched > now)
+            || (image.kind != SourceKind::Grant
+                && (!integrations.contains_key(&image.key.0) || excluded.contains(&image.key)))
     };
     let mut divergences = Vec::new();
     let mut seen_pairs = HashSet::new();
@@ -529,7 +581,7 @@ async fn compare(
                 let mut differing = Vec::new();
                 for image in page {
                     let counterpart = counterparts.remove(&image.key);
-                    if skipped(&image) {
+                    if skipped(&image, live_side) {
                         if live_side {
                             report.counts.skipped += 1;
                         }
@@ -554,7 +606,9 @@ async fn compare(
                     report.counts.sources_changed += 1;
                     divergences.push(Divergence {
                         kind,
-                        live: live_image.as_ref().map(|i| (i.id.clone(), i.version)),
+                        live: live_image
+                            .as_ref()
+                            .map(|i| (i.id.clone(), i.version, i.touched)),
                         derived: derived.as_ref().map(|i| i.id.clone()),
                     });
                     if report.sources_changed.len() < LISTED {

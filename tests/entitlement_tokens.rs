@@ -383,6 +383,7 @@ async fn a_tampered_token_and_one_signed_by_another_key_fail(app: TestApp) {
 }
 
 async fn rotation_keeps_old_tokens_valid_until_they_expire(app: TestApp) {
+    use entitled::store::{KEY_PUBLISHED_AFTER_RETIREMENT, KEY_PUBLISHED_BEFORE_SIGNING};
     customers(&app).await;
     let old = mint(
         &app,
@@ -391,8 +392,10 @@ async fn rotation_keeps_old_tokens_valid_until_they_expire(app: TestApp) {
     .await;
     let old_token = old["token"].as_str().unwrap().to_owned();
     let (old_header, _) = verify(&old_token, &jwks(&app).await).unwrap();
+    let old_kid = old_header["kid"].as_str().unwrap().to_owned();
 
     // From the command line, as an operator would.
+    let rotated_at = time_fmt::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_entitled"))
         .args(["rotate-signing-key", "--database-url", &app.url])
         .env("RUST_LOG", "warn")
@@ -404,61 +407,93 @@ async fn rotation_keeps_old_tokens_valid_until_they_expire(app: TestApp) {
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let old_kid = old_header["kid"].as_str().unwrap();
-    assert!(stdout.contains(&format!("Retired {old_kid}")), "{stdout}");
     assert!(
-        !stdout.contains(&private_keys(&app).await[0]),
-        "no private key printed"
+        stdout.contains(&format!("Retiring {old_kid}: it signs until")),
+        "{stdout}"
     );
+    for seed in private_keys(&app).await {
+        assert!(!stdout.contains(&seed), "no private key printed");
+    }
 
+    // The new key is published at once, before it signs.
     let keys = jwks(&app).await;
-    let kids: Vec<&str> = keys["keys"]
+    let kids: Vec<String> = keys["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["kid"].as_str().unwrap())
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(kids.len(), 2, "{keys}");
-    assert_eq!(
-        kids[1], old_kid,
-        "the retired key is still published: {keys}"
-    );
+    let new_kid = kids[0].clone();
+    assert_eq!(kids[1], old_kid, "{keys}");
     assert!(
-        stdout.contains(&format!("Added signing key {}", kids[0])),
+        stdout.contains(&format!("Added signing key {new_kid}")),
         "{stdout}"
     );
-    let new = mint(&app, json!({"email": "ada@example.com"})).await;
-    let (new_header, _) = verify(new["token"].as_str().unwrap(), &keys).unwrap();
+    let still_old = mint(&app, json!({"email": "ada@example.com"})).await;
+    let (header, _) = verify(still_old["token"].as_str().unwrap(), &keys).unwrap();
     assert_eq!(
-        new_header["kid"], kids[0],
-        "new tokens are signed with the new key"
+        header["kid"],
+        old_kid.as_str(),
+        "the old key signs until the switch"
+    );
+
+    // After the switch the new key signs, and every token verifies against
+    // the set published before it.
+    let at = |d: time::Duration| rotated_at + d;
+    let switched = at(KEY_PUBLISHED_BEFORE_SIGNING + time::Duration::seconds(5));
+    let signer = app.store.signing_key(switched).await.unwrap();
+    assert_eq!(signer.kid(), new_kid);
+    let (header, claims) = verify(&signer.sign_jwt(&json!({"sub": "ada@example.com"})), &keys)
+        .expect("a token of the new key verifies against the JWKS published before it signed");
+    assert_eq!(
+        (header["kid"].as_str(), claims["sub"].as_str()),
+        (Some(new_kid.as_str()), Some("ada@example.com"))
     );
     verify(&old_token, &keys).expect("a token of the retired key still verifies");
-    // Only the new key has a private half left.
+
+    // The clock deletes the retired key's private half once it stops signing.
+    assert_eq!(private_keys(&app).await.len(), 2);
+    let before_switch = at(KEY_PUBLISHED_BEFORE_SIGNING - time::Duration::seconds(5));
+    assert_eq!(
+        app.store
+            .forget_retired_signing_keys(before_switch)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        app.store
+            .forget_retired_signing_keys(switched)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(private_keys(&app).await.len(), 1);
 
-    // The retired key stays published until the last token it could have
-    // signed (an hour at most) has expired, and not after.
-    let now = time_fmt::now();
-    let at = |seconds: i64| now + time::Duration::seconds(seconds);
-    let published = |keys: Vec<entitled::signing::Jwk>| -> Vec<String> {
-        keys.into_iter().map(|k| k.kid).collect()
+    // The retired key stays published until every token it signed has expired
+    // (an hour at most after the switch, and a margin), and not after.
+    let published = async |when| -> Vec<String> {
+        app.store
+            .published_keys(when)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect()
     };
+    let last_exp = at(KEY_PUBLISHED_BEFORE_SIGNING + time::Duration::seconds(3600));
+    assert!(KEY_PUBLISHED_AFTER_RETIREMENT > time::Duration::seconds(3600));
     assert_eq!(
-        published(app.store.published_keys(at(3590)).await.unwrap()),
-        [kids[0], old_kid]
+        published(last_exp).await,
+        [new_kid.clone(), old_kid.clone()]
     );
-    assert_eq!(
-        published(app.store.published_keys(at(3601)).await.unwrap()),
-        [kids[0]]
-    );
-    let old_exp = verify(&old_token, &keys).unwrap().1["exp"]
-        .as_i64()
-        .unwrap();
-    assert!(old_exp <= at(3601).unix_timestamp());
-    // A second rotation an hour later drops the first key for good.
-    let rotation = app.store.rotate_signing_key(at(3601)).await.unwrap();
-    assert_eq!(rotation.retired, [kids[0].to_owned()]);
-    let listed = published(app.store.published_keys(at(3601)).await.unwrap());
-    assert_eq!(listed, [rotation.added.as_str(), kids[0]]);
+    let gone = at(KEY_PUBLISHED_BEFORE_SIGNING
+        + KEY_PUBLISHED_AFTER_RETIREMENT
+        + time::Duration::seconds(5));
+    assert_eq!(published(gone).await, [new_kid.as_str()]);
+    // A rotation then deletes the old key for good, and retires the new one.
+    let rotation = app.store.rotate_signing_key(gone).await.unwrap();
+    assert_eq!(rotation.retired, [new_kid.as_str()]);
+    assert_eq!(published(gone).await, [rotation.added.clone(), new_kid]);
 }

@@ -176,7 +176,7 @@ async fn mint(
         exp: exp.unix_timestamp(),
         entitlements,
     };
-    let key = state.store.signing_key(iat).await?;
+    let key = state.store.signing_key(now).await?;
     Ok(Json(TokenAnswer {
         token: key.sign_jwt(&claims),
         expires_at: exp,

@@ -33,6 +33,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             }
         };
         refuse_nul(&bytes)?;
+        // Every body here is an object; serde would also read a struct of
+        // optional fields from `[]`.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::Invalid {
+                field: None,
+                detail: "the body must be a JSON object".to_owned(),
+            });
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
             let path = e.path().to_string();

@@ -52,7 +52,7 @@ pub use products::{Flip, PREVIEW_LISTED, PolicyPreview, PreviewCounts, Product};
 pub use rebuild::{
     Divergence, Facts as ImageFacts, IMAGE_PAGE, Image, Registration, RowFacts, StoredDelivery,
 };
-pub use signing::{KEY_PUBLISHED_AFTER_RETIREMENT, Rotation};
+pub use signing::{KEY_PUBLISHED_AFTER_RETIREMENT, KEY_PUBLISHED_BEFORE_SIGNING, Rotation};
 pub use subscriptions::{SubscriptionFilter, SubscriptionRecord};
 pub use tokens::{Scope, Token};
 pub use writer::{Applying, Delivery, MAX_BATCH};
@@ -125,6 +125,8 @@ pub struct Store {
     reads: std::sync::Arc<reads::ReadModel>,
     /// Held by the rebuild running on this store, if any.
     rebuilding: std::sync::Arc<Mutex<()>>,
+    /// Set by [`Store::close`]: the writer tasks end.
+    closed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Store {
@@ -187,6 +189,7 @@ impl Store {
                 .then(|| changes::Sequencer::start(pool.clone())),
             reads: std::sync::Arc::default(),
             rebuilding: std::sync::Arc::default(),
+            closed: std::sync::Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         let (writers, batch) = match engine {
             Engine::Sqlite => (1, writer::MAX_BATCH),
@@ -225,6 +228,7 @@ impl Store {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.closed.send_replace(true);
         self.pool.close().await;
     }
 

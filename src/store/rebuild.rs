@@ -57,6 +57,8 @@ pub struct Image {
     /// Subscriptions and orders: (integration, external id); grants: ("", id).
     pub key: (String, String),
     pub version: i64,
+    /// When the source was last written (a grant: given or revoked).
+    pub touched: Instant,
     pub facts: Facts,
 }
 
@@ -107,7 +109,8 @@ impl From<&EntitlementRow> for RowFacts {
 #[derive(Debug, Clone)]
 pub struct Divergence {
     pub kind: SourceKind,
-    pub live: Option<(String, i64)>,
+    /// The live source as compared: id, version and when it was written.
+    pub live: Option<(String, i64, Instant)>,
     pub derived: Option<String>,
 }
 
@@ -452,10 +455,22 @@ impl Store {
         &self,
         scratch: &Store,
         divergences: &[Divergence],
+        started: Instant,
         now: Instant,
     ) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        // The derivation ran under the policies recorded when it began.
+        let changed = sqlx::query("SELECT product FROM policy_changes WHERE at > $1 LIMIT 1")
+            .bind(micros(started))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = changed {
+            return Err(StoreError::Changed(format!(
+                "the policy of {} changed while the rebuild ran; run it again",
+                text(&row, "product")?
+            )));
+        }
         let mut from = scratch.pool.acquire().await?;
         let cause = Cause {
             kind: CauseKind::Rebuild,
@@ -469,9 +484,9 @@ impl Store {
                 None => None,
             };
             let live = match &d.live {
-                Some((id, version)) => {
+                Some((id, version, touched)) => {
                     let live = image_by_id(&mut tx, d.kind, id).await?;
-                    if live.as_ref().map(|l| l.version) != Some(*version) {
+                    if live.as_ref().map(|l| (l.version, l.touched)) != Some((*version, *touched)) {
                         return Err(StoreError::Changed(format!(
                             "{} {id} changed while the rebuild compared it; run it again",
                             d.kind.as_str()
@@ -517,6 +532,7 @@ async fn images(
                     kind,
                     key: (s.integration, s.external_id),
                     version: s.version,
+                    touched: s.updated_at,
                     facts: Facts {
                         state: s.snapshot.state.as_str().to_owned(),
                         email: s.snapshot.email,
@@ -541,6 +557,7 @@ async fn images(
                         kind,
                         key: (o.integration, o.external_id),
                         version: o.version,
+                        touched: o.updated_at,
                         facts: Facts {
                             state: o.snapshot.state.as_str().to_owned(),
                             email: o.email,
@@ -564,6 +581,7 @@ async fn images(
                     kind,
                     key: (String::new(), g.id.clone()),
                     version: 0,
+                    touched: g.revoked_at.unwrap_or(g.created_at),
                     facts: Facts {
                         state: if g.revoked_at.is_some() {
                             "revoked"
@@ -625,10 +643,21 @@ async fn write_source(
     // The live source keeps its id; one that is only derived takes the
     // scratch store's.
     let id = live.map_or(any.id.as_str(), |l| l.id.as_str());
-    match (live, derived) {
-        (Some(_), Some(d)) => update_source(tx, id, d, cause.at).await?,
-        (None, Some(d)) => insert_source(tx, scratch, d).await?,
-        (Some(_), None) | (None, None) => delete_source(tx, kind, id).await?,
+    let written = match (live, derived) {
+        (Some(l), Some(d)) => update_source(tx, id, l.version, d, cause.at).await?,
+        (None, Some(d)) => match insert_source(tx, scratch, d).await {
+            // The same source made live since it was compared.
+            Err(StoreError::Database(e)) if super::tx::is_unique_violation(&e) => false,
+            other => other.map(|()| true)?,
+        },
+        (Some(l), None) => delete_source(tx, kind, id, l.version).await?,
+        (None, None) => true,
+    };
+    if !written {
+        return Err(StoreError::Changed(format!(
+            "{} {id} changed while the rebuild wrote it; run it again",
+            kind.as_str()
+        )));
     }
     if kind != SourceKind::Grant {
         let seq: i64 = sqlx::Row::try_get(
@@ -671,47 +700,60 @@ async fn write_source(
     replace_for_source(tx, kind, id, rows, cause).await
 }
 
-async fn update_source(tx: &mut AnyConnection, id: &str, d: &Image, now: Instant) -> Result<()> {
+/// Writes the derived facts over the live source at `version`; `false` when
+/// it is no longer at that version (a writer came between).
+async fn update_source(
+    tx: &mut AnyConnection,
+    id: &str,
+    version: i64,
+    d: &Image,
+    now: Instant,
+) -> Result<bool> {
     let f = &d.facts;
-    match d.kind {
-        SourceKind::Subscription => {
-            sqlx::query(
-                "UPDATE subscriptions SET email = $1, product = $2, plan = $3, state = $4,
+    let updated = match d.kind {
+        SourceKind::Subscription => sqlx::query(
+            "UPDATE subscriptions SET email = $1, product = $2, plan = $3, state = $4,
                      current_period_start = $5, current_period_end = $6, access_from = $7,
                      version = version + 1, updated_at = $8
-                 WHERE id = $9",
-            )
-            .bind(f.email.as_str())
-            .bind(f.products.first().map(ProductKey::as_str))
-            .bind(f.plan.as_deref())
-            .bind(f.state.as_str())
-            .bind(opt_micros(f.period_start))
-            .bind(opt_micros(f.period_end))
-            .bind(opt_micros(f.since))
-            .bind(micros(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+                 WHERE id = $9 AND version = $10",
+        )
+        .bind(f.email.as_str())
+        .bind(f.products.first().map(ProductKey::as_str))
+        .bind(f.plan.as_deref())
+        .bind(f.state.as_str())
+        .bind(opt_micros(f.period_start))
+        .bind(opt_micros(f.period_end))
+        .bind(opt_micros(f.since))
+        .bind(micros(now))
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected(),
         SourceKind::Order => {
-            sqlx::query(
+            let updated = sqlx::query(
                 "UPDATE orders SET email = $1, state = $2, paid_at = $3, version = version + 1,
                      updated_at = $4
-                 WHERE id = $5",
+                 WHERE id = $5 AND version = $6",
             )
             .bind(f.email.as_str())
             .bind(f.state.as_str())
             .bind(opt_micros(f.since))
             .bind(micros(now))
             .bind(id)
+            .bind(version)
             .execute(&mut *tx)
-            .await?;
-            set_order_products(tx, id, &f.products).await?;
+            .await?
+            .rows_affected();
+            if updated == 1 {
+                set_order_products(tx, id, &f.products).await?;
+            }
+            updated
         }
         // A grant is its own record: only its row can need writing.
-        SourceKind::Grant => {}
-    }
-    Ok(())
+        SourceKind::Grant => 1,
+    };
+    Ok(updated == 1)
 }
 
 async fn set_order_products(
@@ -821,25 +863,39 @@ async fn insert_source(
     Ok(())
 }
 
-async fn delete_source(tx: &mut AnyConnection, kind: SourceKind, id: &str) -> Result<()> {
-    match kind {
+/// Deletes the live source at `version`; `false` when it is no longer at
+/// that version.
+async fn delete_source(
+    tx: &mut AnyConnection,
+    kind: SourceKind,
+    id: &str,
+    version: i64,
+) -> Result<bool> {
+    let deleted = match kind {
         SourceKind::Subscription => {
-            sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+            sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND version = $2")
                 .bind(id)
+                .bind(version)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
         }
         SourceKind::Order => {
-            sqlx::query("DELETE FROM order_products WHERE order_id = $1")
+            let deleted = sqlx::query("DELETE FROM orders WHERE id = $1 AND version = $2")
                 .bind(id)
+                .bind(version)
                 .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM orders WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if deleted == 1 {
+                sqlx::query("DELETE FROM order_products WHERE order_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            deleted
         }
-        SourceKind::Grant => {}
-    }
-    Ok(())
+        SourceKind::Grant => 1,
+    };
+    Ok(deleted == 1)
 }

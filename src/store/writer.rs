@@ -145,11 +145,21 @@ async fn run(
     jobs: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     most: usize,
 ) {
+    // The writers end with their store (`Store::close`): each holds a clone
+    // of it, and so of the queue's sender, so the queue alone never ends.
+    let mut closed = store.closed.subscribe();
     loop {
         let batch = {
             // One writer at a time takes from the queue: what waits, at once.
-            let mut jobs = jobs.lock().await;
-            let Some(first) = jobs.recv().await else {
+            let mut jobs = tokio::select! {
+                jobs = jobs.lock() => jobs,
+                _ = closed.wait_for(|closed| *closed) => return,
+            };
+            let first = tokio::select! {
+                first = jobs.recv() => first,
+                _ = closed.wait_for(|closed| *closed) => return,
+            };
+            let Some(first) = first else {
                 return;
             };
             let mut batch = Vec::with_capacity(most);
