@@ -62,20 +62,25 @@ pub struct AccessChange {
     pub after: Answer,
 }
 
-/// What was read, compared and found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a rebuild read, compared and found; always whole (the API answers
+/// it as is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = RebuildCountsView)]
 pub struct Counts {
     pub deliveries: u64,
     pub registrations: u64,
     pub replays: u64,
     pub clock_ticks: u64,
     pub grants: u64,
+    /// Policy changes.
     pub policies: u64,
     /// Sources compared.
     pub sources: u64,
     pub sources_changed: u64,
     pub access_changed: u64,
-    /// Live sources that could not be derived (see the module's comment).
+    /// Live sources left as they are: of an integration that no longer
+    /// exists, named by a delivery whose body was dropped, or written since
+    /// the rebuild began.
     pub skipped: u64,
 }
 
@@ -743,13 +748,7 @@ pub fn summary(report: &Report) -> String {
             state(&s.after)
         );
     }
-    if report.sources_changed.len() < c.sources_changed as usize {
-        let _ = writeln!(
-            out,
-            "  … and {} more",
-            c.sources_changed as usize - report.sources_changed.len()
-        );
-    }
+    and_more(&mut out, report.sources_changed.len(), c.sources_changed);
     let _ = writeln!(
         out,
         "\n{} {}:",
@@ -770,13 +769,7 @@ pub fn summary(report: &Report) -> String {
             answer(&a.after)
         );
     }
-    if report.access_changed.len() < c.access_changed as usize {
-        let _ = writeln!(
-            out,
-            "  … and {} more",
-            c.access_changed as usize - report.access_changed.len()
-        );
-    }
+    and_more(&mut out, report.access_changed.len(), c.access_changed);
     let _ = writeln!(
         out,
         "\n{}",
@@ -787,6 +780,14 @@ pub fn summary(report: &Report) -> String {
         }
     );
     out
+}
+
+/// The line under a capped list: how many were left out.
+fn and_more(out: &mut String, listed: usize, total: u64) {
+    use std::fmt::Write;
+    if (listed as u64) < total {
+        let _ = writeln!(out, "  … and {} more", total - listed as u64);
+    }
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {

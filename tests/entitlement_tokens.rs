@@ -11,7 +11,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::{TestApp, fixture_json};
+use common::TestApp;
+use common::lifecycle::{self, ZENOFY_PRODUCTS};
 use entitled::time_fmt;
 use serde_json::{Value, json};
 
@@ -82,16 +83,6 @@ async fn mint(app: &TestApp, body: Value) -> Value {
     reply.body
 }
 
-fn activation(subscription: &str, email: &str, start_days: i64, end_days: i64) -> Vec<u8> {
-    let now = time_fmt::truncate(time_fmt::now());
-    let mut body = fixture_json("zenofy/subscription.activated.json");
-    body["subscriptionId"] = json!(subscription);
-    body["customerEmail"] = json!(email);
-    body["currentPeriodStart"] = json!(time_fmt::rfc3339(now + time::Duration::days(start_days)));
-    body["currentPeriodEnd"] = json!(time_fmt::rfc3339(now + time::Duration::days(end_days)));
-    serde_json::to_vec(&body).unwrap()
-}
-
 /// An active subscription (ada, `pro`), an expired one (bo, `pro`) and a grant
 /// (cy, `team`, ten days).
 async fn customers(app: &TestApp) {
@@ -100,7 +91,15 @@ async fn customers(app: &TestApp) {
         ("sub-ada", "ada@example.com", -1, 30),
         ("sub-bo", "bo@example.com", -60, -30),
     ] {
-        let reply = app.zenofy(activation(sub, email, start, end)).await;
+        let reply = app
+            .zenofy(lifecycle::activation(
+                sub,
+                email,
+                ZENOFY_PRODUCTS[0].0,
+                start,
+                end,
+            ))
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     }
     assert_eq!(app.store.expire_lapsed(time_fmt::now()).await.unwrap(), 1);

@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
-use common::lifecycle::{CUSTOMERS, Lifecycle, PRODUCTS, ZENOFY_PRODUCTS, zaypay, zaypay_event};
+use common::lifecycle::{
+    self, CUSTOMERS, Lifecycle, PRODUCTS, ZENOFY_PRODUCTS, zaypay, zaypay_event,
+};
 use common::{TestApp, fixture_json};
 use entitled::domain::access::window;
 use entitled::domain::{CanceledAccess, Email, Policy, ProductKey};
@@ -77,13 +79,14 @@ async fn random_lifecycles_rebuild_to_exactly_what_is_stored(app: TestApp) {
     }
     // A subscription whose period has ended, expired by the clock: the run
     // has at least one recorded tick to re-evaluate.
-    let mut lapsed = fixture_json("zenofy/subscription.activated.json");
-    lapsed["subscriptionId"] = json!("sub-lapsed");
-    lapsed["customerEmail"] = json!("ed@example.com");
-    lapsed["productId"] = json!(ZENOFY_PRODUCTS[1].0);
-    lapsed["currentPeriodStart"] = json!(time_fmt::rfc3339(run.now - time::Duration::days(60)));
-    lapsed["currentPeriodEnd"] = json!(time_fmt::rfc3339(run.now - time::Duration::days(30)));
-    let reply = app.zenofy(serde_json::to_vec(&lapsed).unwrap()).await;
+    let lapsed = lifecycle::activation(
+        "sub-lapsed",
+        "ed@example.com",
+        ZENOFY_PRODUCTS[1].0,
+        -60,
+        -30,
+    );
+    let reply = app.zenofy(lapsed).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert!(app.store.expire_lapsed(time_fmt::now()).await.unwrap() > 0);
 
@@ -133,15 +136,9 @@ async fn random_lifecycles_rebuild_to_exactly_what_is_stored(app: TestApp) {
     assert_eq!(json["counts"]["sources"], report["counts"]["sources"]);
 }
 
+/// An active subscription to `pro`.
 fn activation(subscription: &str, email: &str) -> Vec<u8> {
-    let now = time_fmt::truncate(time_fmt::now());
-    let mut body = fixture_json("zenofy/subscription.activated.json");
-    body["subscriptionId"] = json!(subscription);
-    body["customerEmail"] = json!(email);
-    body["productId"] = json!(ZENOFY_PRODUCTS[0].0);
-    body["currentPeriodStart"] = json!(time_fmt::rfc3339(now - time::Duration::days(1)));
-    body["currentPeriodEnd"] = json!(time_fmt::rfc3339(now + time::Duration::days(30)));
-    serde_json::to_vec(&body).unwrap()
+    lifecycle::activation(subscription, email, ZENOFY_PRODUCTS[0].0, -1, 30)
 }
 
 async fn access(app: &TestApp, email: &str) -> Value {

@@ -156,42 +156,6 @@ impl From<AccessChange> for AccessChangeView {
     }
 }
 
-/// What a rebuild read and found; always whole.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RebuildCountsView {
-    pub deliveries: u64,
-    pub registrations: u64,
-    pub replays: u64,
-    pub clock_ticks: u64,
-    pub grants: u64,
-    /// Policy changes.
-    pub policies: u64,
-    /// Sources compared.
-    pub sources: u64,
-    pub sources_changed: u64,
-    pub access_changed: u64,
-    /// Sources not derivable, left as they are: of an integration that no
-    /// longer exists, or named by a delivery whose body was dropped.
-    pub skipped: u64,
-}
-
-impl From<Counts> for RebuildCountsView {
-    fn from(c: Counts) -> Self {
-        Self {
-            deliveries: c.deliveries,
-            registrations: c.registrations,
-            replays: c.replays,
-            clock_ticks: c.clock_ticks,
-            grants: c.grants,
-            policies: c.policies,
-            sources: c.sources,
-            sources_changed: c.sources_changed,
-            access_changed: c.access_changed,
-            skipped: c.skipped,
-        }
-    }
-}
-
 /// A rebuild's answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RebuildView {
@@ -203,7 +167,7 @@ pub struct RebuildView {
     pub sources_changed: Vec<SourceChangeView>,
     /// At most 1000 listed.
     pub access_changed: Vec<AccessChangeView>,
-    pub counts: RebuildCountsView,
+    pub counts: Counts,
 }
 
 impl From<Report> for RebuildView {
@@ -213,7 +177,7 @@ impl From<Report> for RebuildView {
             applied: r.applied,
             sources_changed: r.sources_changed.into_iter().map(Into::into).collect(),
             access_changed: r.access_changed.into_iter().map(Into::into).collect(),
-            counts: r.counts.into(),
+            counts: r.counts,
         }
     }
 }

@@ -50,6 +50,27 @@ pub struct HistoryEntry {
     pub previous_plan: Option<String>,
 }
 
+/// [`Store::history`] through any connection (a rebuild reads its scratch
+/// store's inside its transaction).
+pub(super) async fn history_of<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    kind: SourceKind,
+    id: &str,
+) -> Result<Vec<HistoryEntry>> {
+    sqlx::query(
+        "SELECT at, event, from_state, to_state, outcome, reason, delivery_id, source, plan,
+             previous_plan
+         FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq",
+    )
+    .bind(kind.as_str())
+    .bind(id)
+    .fetch_all(executor)
+    .await?
+    .iter()
+    .map(history_entry)
+    .collect()
+}
+
 pub(super) async fn insert_transition(
     tx: &mut AnyConnection,
     kind: SourceKind,
@@ -83,18 +104,7 @@ pub(super) async fn insert_transition(
 impl Store {
     /// A subscription's or order's history, oldest first.
     pub async fn history(&self, kind: SourceKind, id: &str) -> Result<Vec<HistoryEntry>> {
-        sqlx::query(
-            "SELECT at, event, from_state, to_state, outcome, reason, delivery_id, source, plan,
-                 previous_plan
-             FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq",
-        )
-        .bind(kind.as_str())
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(history_entry)
-        .collect()
+        history_of(&self.pool, kind, id).await
     }
 
     /// The history of every subscription and order of one customer, in one
@@ -127,7 +137,7 @@ impl Store {
     }
 }
 
-pub(super) fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
+fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
     let outcome = text(row, "outcome")?;
     Ok(HistoryEntry {
         at: instant(row, "at")?,

@@ -846,19 +846,9 @@ async fn insert_source(
         // Grants are copied from the live store: never only derived.
         SourceKind::Grant => return Ok(()),
     }
-    let history = sqlx::query(
-        "SELECT seq, at, event, from_state, to_state, outcome, reason, delivery_id, source, plan,
-             previous_plan
-         FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq",
-    )
-    .bind(d.kind.as_str())
-    .bind(d.id.as_str())
-    .fetch_all(&mut *scratch)
-    .await?;
-    for row in &history {
-        let entry = super::history::history_entry(row)?;
-        let seq: i64 = sqlx::Row::try_get(row, "seq")?;
-        insert_transition(tx, d.kind, &d.id, seq, &entry).await?;
+    let history = super::history::history_of(&mut *scratch, d.kind, &d.id).await?;
+    for (seq, entry) in (1..).zip(&history) {
+        insert_transition(tx, d.kind, &d.id, seq, entry).await?;
     }
     Ok(())
 }

@@ -71,6 +71,25 @@ pub fn zenofy_event(rng: &mut Rng, now: Instant, subscription: &str, email: &str
     serde_json::to_vec(&body).unwrap()
 }
 
+/// A Zenofy activation of `product_id` for `email`, its period from
+/// `start_days` to `end_days` from now.
+pub fn activation(
+    subscription: &str,
+    email: &str,
+    product_id: &str,
+    start_days: i64,
+    end_days: i64,
+) -> Vec<u8> {
+    let now = time_fmt::truncate(time_fmt::now());
+    let mut body = fixture_json("zenofy/subscription.activated.json");
+    body["subscriptionId"] = json!(subscription);
+    body["customerEmail"] = json!(email);
+    body["productId"] = json!(product_id);
+    body["currentPeriodStart"] = json!(time_fmt::rfc3339(now + time::Duration::days(start_days)));
+    body["currentPeriodEnd"] = json!(time_fmt::rfc3339(now + time::Duration::days(end_days)));
+    serde_json::to_vec(&body).unwrap()
+}
+
 pub fn zaypay_event(status: &str, order: &str) -> Vec<u8> {
     let mut body = fixture_json(&format!("zaypay/{status}.json"));
     body["subject_id"] = json!(order);

@@ -293,6 +293,26 @@ pub fn back_to(path: &str, done: &str) -> Response {
 }
 
 /// The hidden field every state-changing form carries.
+/// A filter's labelled `<select>`: "any" (empty), then `options`, the one
+/// given `selected`.
+pub fn any_of<'a>(
+    id: &str,
+    name: &str,
+    label: &str,
+    options: impl IntoIterator<Item = &'a str>,
+    selected: Option<&str>,
+) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        select id=(id) name=(name) {
+            option value="" selected[selected.is_none()] { "any" }
+            @for o in options {
+                option value=(o) selected[selected == Some(o)] { (o) }
+            }
+        }
+    }
+}
+
 pub fn csrf(session: &ConsoleSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf.expose()); }
 }

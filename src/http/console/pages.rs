@@ -467,15 +467,7 @@ async fn deliveries(
         form method="get" action="/console/deliveries" {
             div class="fields" {
                 div { label for="f-integration" { "Integration" } input id="f-integration" name="integration" type="text" value=(integration.unwrap_or_default()); }
-                div {
-                    label for="f-outcome" { "Outcome" }
-                    select id="f-outcome" name="outcome" {
-                        option value="" selected[outcome.is_none()] { "any" }
-                        @for o in Outcome::ALL {
-                            option value=(o.as_str()) selected[outcome == Some(o.as_str())] { (o.as_str()) }
-                        }
-                    }
-                }
+                div { (super::any_of("f-outcome", "outcome", "Outcome", Outcome::ALL.iter().map(|o| o.as_str()), outcome)) }
                 div { button type="submit" { "Filter" } }
             }
         }

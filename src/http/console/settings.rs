@@ -502,15 +502,7 @@ async fn endpoint(
         h2 { "Messages" }
         form method="get" action=(path) {
             div class="fields" {
-                div {
-                    label for="m-status" { "Status" }
-                    select id="m-status" name="status" {
-                        option value="" selected[status.is_none()] { "any" }
-                        @for s in MessageStatus::ALL {
-                            option value=(s.as_str()) selected[status == Some(s.as_str())] { (s.as_str()) }
-                        }
-                    }
-                }
+                div { (super::any_of("m-status", "status", "Status", MessageStatus::ALL.iter().map(|s| s.as_str()), status)) }
                 div { button type="submit" { "Filter" } }
             }
         }

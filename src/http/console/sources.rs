@@ -50,15 +50,7 @@ fn filters(action: &str, query: &ListQuery, states: &[&str]) -> Markup {
         form method="get" action=(action) {
             div class="fields" {
                 div { label for="f-email" { "Email" } input id="f-email" name="email" type="text" value=(given(&query.email).unwrap_or_default()); }
-                div {
-                    label for="f-state" { "State" }
-                    select id="f-state" name="state" {
-                        option value="" selected[state.is_none()] { "any" }
-                        @for s in states {
-                            option value=(s) selected[state == Some(*s)] { (s) }
-                        }
-                    }
-                }
+                div { (super::any_of("f-state", "state", "State", states.iter().copied(), state)) }
                 div { label for="f-integration" { "Integration" } input id="f-integration" name="integration" type="text" value=(given(&query.integration).unwrap_or_default()); }
                 div { button type="submit" { "Filter" } }
             }
