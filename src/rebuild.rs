@@ -26,7 +26,8 @@ use crate::domain::access::SourceKind;
 use crate::domain::{Email, Instant, ProductKey};
 use crate::secret::Secret;
 use crate::store::{
-    Answer, Divergence, Image, ImageFacts, Integration, Registration, Store, StoreError,
+    Answer, Divergence, Image, ImageFacts, Integration, IntegrationPut, Registration, Store,
+    StoreError,
     StoredDelivery,
 };
 
@@ -285,10 +286,13 @@ async fn copy_configuration(
         let (integration, _) = scratch
             .put_integration(
                 &i.id,
-                i.provider,
-                &stand_in,
-                &i.product_map,
-                i.enabled,
+                &IntegrationPut {
+                    provider: i.provider,
+                    secret: &stand_in,
+                    product_map: &i.product_map,
+                    enabled: i.enabled,
+                    keep_previous_secret_seconds: 0,
+                },
                 i.created_at,
             )
             .await?;

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{Reply, SECRET, TestApp, fixture, fixture_json};
+use common::{Reply, SECRET, TestApp, fixture, fixture_json, standard_webhooks_signature as sign};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -134,15 +134,6 @@ fn zenofy_with_bump(name: &str) -> Vec<u8> {
     })
 }
 
-/// The Standard Webhooks signature header entry for one message.
-fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = BASE64.decode(encoded).expect("a base64 secret");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
-}
 
 /// Unix seconds now, by the same clock the server checks against.
 fn now_unix() -> i64 {

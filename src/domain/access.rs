@@ -175,11 +175,50 @@ pub fn window(facts: &Facts, policy: &Policy) -> Option<Window> {
 
 /// One entitlement row as the decision reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
+pub struct Source<'a> {
     pub state: SourceState,
     pub window: Option<Window>,
     /// When the source last changed: the most recent one explains a denial.
     pub changed_at: Instant,
+    /// The integration it came through (grants have none).
+    pub integration: Option<&'a str>,
+}
+
+/// DESIGN.md "An order never outlives the subscription it paid for": an order
+/// grants nothing for a product that the same customer also holds by
+/// subscription through the same integration, whatever the subscription's
+/// state (a SaaS product's payments sent as orders too). For that product the
+/// subscription decides; the order is as if it were not there.
+pub fn shadowed(sources: &[Source<'_>], i: usize) -> bool {
+    let order = &sources[i];
+    order.state.kind() == SourceKind::Order
+        && order.integration.is_some()
+        && sources.iter().any(|other| {
+            other.state.kind() == SourceKind::Subscription && other.integration == order.integration
+        })
+}
+
+/// The window a source is shown with among an answer's sources: its own, or,
+/// for a [`shadowed`] order, an empty one at its start.
+pub fn shown_window(sources: &[Source<'_>], i: usize) -> Option<Window> {
+    let window = sources[i].window?;
+    Some(if shadowed(sources, i) {
+        Window {
+            from: window.from,
+            until: Some(window.from),
+            grace_from: None,
+        }
+    } else {
+        window
+    })
+}
+
+/// The sources the decision weighs, with their index: all but [`shadowed`] ones.
+fn weighed<'s, 'a>(sources: &'s [Source<'a>]) -> impl Iterator<Item = (usize, &'s Source<'a>)> {
+    sources
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !shadowed(sources, i))
 }
 
 /// Why a customer is or is not entitled. DESIGN.md's reason codes.
@@ -259,11 +298,8 @@ pub struct Decision {
 }
 
 /// ORs all sources of one customer and product at `at`, and explains the result.
-pub fn decide(sources: &[Source], at: Instant) -> Decision {
-    let granting = sources
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.window.filter(|w| w.contains(at)).map(|w| (i, w)));
+pub fn decide(sources: &[Source<'_>], at: Instant) -> Decision {
+    let granting = weighed(sources).filter_map(|(i, s)| s.window.filter(|w| w.contains(at)).map(|w| (i, w)));
     // The source that grants the longest: `None` (for ever) beats any instant.
     let longest = granting.max_by(|(_, a), (_, b)| match (a.until, b.until) {
         (None, None) => std::cmp::Ordering::Equal,
@@ -291,14 +327,11 @@ pub fn decide(sources: &[Source], at: Instant) -> Decision {
     // Sources whose window has not begun at `at` did not exist yet, as far as
     // that instant is concerned: they explain nothing.
     let started = |s: &Source| s.window.is_none_or(|w| w.from <= at);
-    let explaining = sources
-        .iter()
-        .enumerate()
+    let explaining = weighed(sources)
         .filter(|(_, s)| started(s))
         .max_by_key(|(_, s)| s.changed_at);
-    let valid_until = sources
-        .iter()
-        .filter_map(|s| s.window.filter(|w| w.ended_by(at)).and_then(|w| w.until))
+    let valid_until = weighed(sources)
+        .filter_map(|(_, s)| s.window.filter(|w| w.ended_by(at)).and_then(|w| w.until))
         .max();
     match explaining {
         Some((i, s)) => Decision {
@@ -359,10 +392,9 @@ impl Window {
 /// lies ahead, the answer stays as it is until a source changes. (Between two
 /// edges every window either contains the instant or not, and none enters
 /// grace, so the answer is constant there.)
-pub fn next_boundary(sources: &[Source], after: Instant) -> Option<Instant> {
-    sources
-        .iter()
-        .filter_map(|s| s.window.as_ref())
+pub fn next_boundary(sources: &[Source<'_>], after: Instant) -> Option<Instant> {
+    weighed(sources)
+        .filter_map(|(_, s)| s.window.as_ref())
         .flat_map(Window::edges)
         .map(|(at, _)| at)
         .filter(|&at| at > after)
@@ -373,13 +405,11 @@ pub fn next_boundary(sources: &[Source], after: Instant) -> Option<Instant> {
 /// index of its source: what the clock names as the cause of a change it
 /// appends.
 pub fn last_boundary(
-    sources: &[Source],
+    sources: &[Source<'_>],
     since: Instant,
     at: Instant,
 ) -> Option<(Instant, usize, Boundary)> {
-    sources
-        .iter()
-        .enumerate()
+    weighed(sources)
         .filter_map(|(i, s)| s.window.as_ref().map(|w| (i, w)))
         .flat_map(|(i, w)| w.edges().map(move |(edge, kind)| (edge, i, kind)))
         .filter(|&(edge, _, _)| since <= edge && edge <= at)

@@ -150,14 +150,24 @@ fn any_window() -> impl Strategy<Value = Window> {
         })
 }
 
-fn any_source() -> impl Strategy<Value = Source> {
-    (state(), prop::option::of(any_window()), instant()).prop_map(|(state, window, changed_at)| {
-        Source {
+/// Sources through one of two integrations, or none (a grant's).
+fn integration() -> impl Strategy<Value = Option<&'static str>> {
+    prop::sample::select(vec![None, Some("one"), Some("two")])
+}
+
+fn any_source() -> impl Strategy<Value = Source<'static>> {
+    (
+        state(),
+        prop::option::of(any_window()),
+        instant(),
+        integration(),
+    )
+        .prop_map(|(state, window, changed_at, integration)| Source {
             state,
             window,
             changed_at,
-        }
-    })
+            integration,
+        })
 }
 
 /// What [`window`] promises whatever the instants: which states grant, from
@@ -194,8 +204,17 @@ fn check_window(facts: &Facts, policy: &Policy) -> Result<(), TestCaseError> {
 /// longest such window speaks, and a denial is never explained as access.
 fn check_decision(sources: &[Source], at: Instant) -> Result<(), TestCaseError> {
     let decision = decide(sources, at);
+    // An order beside a subscription of its integration grants nothing.
+    let beside_subscription = |i: usize| {
+        matches!(sources[i].state, SourceState::Order(_))
+            && sources.iter().any(|s| {
+                matches!(s.state, SourceState::Subscription(_))
+                    && s.integration.is_some()
+                    && s.integration == sources[i].integration
+            })
+    };
     let containing: Vec<usize> = (0..sources.len())
-        .filter(|&i| sources[i].window.is_some_and(|w| w.contains(at)))
+        .filter(|&i| !beside_subscription(i) && sources[i].window.is_some_and(|w| w.contains(at)))
         .collect();
     prop_assert_eq!(decision.entitled, !containing.is_empty());
     if decision.entitled {
@@ -222,7 +241,7 @@ fn check_decision(sources: &[Source], at: Instant) -> Result<(), TestCaseError> 
             decision.reason,
             Reason::Active | Reason::GracePeriod | Reason::Purchase | Reason::Grant
         ));
-        prop_assert!(decision.source.is_none_or(|i| i < sources.len()));
+        prop_assert!(decision.source.is_none_or(|i| i < sources.len() && !beside_subscription(i)));
         prop_assert_eq!(
             decision.source.is_none(),
             decision.reason == Reason::NoEntitlement
@@ -345,6 +364,7 @@ proptest! {
                 state: facts.state,
                 window: window(facts, &policy),
                 changed_at: *changed_at,
+                integration: Some("one"),
             })
             .collect();
         check_decision(&sources, at)?;
@@ -366,6 +386,7 @@ proptest! {
                 state: facts.state,
                 window: window(facts, &policy),
                 changed_at: *changed_at,
+                integration: Some("one"),
             })
             .collect();
         let then = crate::domain::add_seconds(at, later);

@@ -13,6 +13,10 @@ const END: Instant = datetime!(2026-02-01 0:00 UTC);
 /// The default grace: 259200 seconds.
 const GRACE: Duration = Duration::days(3);
 const SECOND: Duration = Duration::SECOND;
+/// The integration subscriptions come through.
+const SAAS: &str = "zenofy-saas";
+/// The integration orders come through, unless a test says otherwise.
+const SHOP: &str = "zenofy-shop";
 
 fn subscription_facts(state: Sub) -> Facts {
     Facts {
@@ -39,15 +43,22 @@ fn grant_facts(revoked: bool, from: Instant, until: Option<Instant>) -> Facts {
 }
 
 /// An entitlement row as storage would keep it: the window computed under `policy`.
-fn row(facts: Facts, policy: &Policy, changed_at: Instant) -> Source {
+fn row(facts: Facts, policy: &Policy, changed_at: Instant) -> Source<'static> {
     Source {
         state: facts.state,
         window: window(&facts, policy),
         changed_at,
+        // Orders through another integration than subscriptions: see
+        // `beside` for an order through the subscription's own.
+        integration: match facts.state {
+            SourceState::Subscription(_) => Some(SAAS),
+            SourceState::Order(_) => Some(SHOP),
+            SourceState::Grant { .. } => None,
+        },
     }
 }
 
-fn subscription(state: Sub, policy: &Policy) -> Source {
+fn subscription(state: Sub, policy: &Policy) -> Source<'static> {
     row(subscription_facts(state), policy, FROM)
 }
 
@@ -740,4 +751,125 @@ fn reason_codes_are_spelled_as_in_the_design() {
             serde_json::json!(code)
         );
     }
+}
+
+// ------------------------------------------ an order beside a subscription
+
+/// An order row through the subscriptions' own integration.
+fn beside(state: order::State, policy: &Policy, changed_at: Instant) -> Source<'static> {
+    Source {
+        integration: Some(SAAS),
+        ..row(order_facts(state), policy, changed_at)
+    }
+}
+
+/// DESIGN.md "An order never outlives the subscription it paid for", cell by
+/// cell: a paid order beside a subscription of its integration grants nothing
+/// whatever the subscription's state; the subscription decides, reason and
+/// `valid_until` included, at every instant, even when the order changed last.
+#[test]
+fn an_order_beside_a_subscription_of_its_integration_grants_nothing() {
+    let policy = Policy {
+        canceled_access: CanceledAccess::PeriodEnd,
+        suspended_access: true,
+        ..Policy::default()
+    };
+    let later = END + Duration::days(400);
+    for state in Sub::ALL {
+        let sub = subscription(state, &policy);
+        let paid = beside(order::State::Paid, &policy, END + Duration::days(1));
+        for at in [FROM, END - SECOND, END + SECOND, later] {
+            let alone = decide(std::slice::from_ref(&sub), at);
+            let both = decide(&[sub.clone(), paid.clone()], at);
+            assert_eq!(both, alone, "{state:?} at {at}");
+            // In either order of the rows.
+            let reversed = decide(&[paid.clone(), sub.clone()], at);
+            assert_eq!(
+                (reversed.entitled, reversed.reason, reversed.valid_until),
+                (alone.entitled, alone.reason, alone.valid_until),
+                "{state:?} at {at}, order first"
+            );
+        }
+        assert!(shadowed(&[sub.clone(), paid.clone()], 1), "{state:?}");
+        assert!(!shadowed(&[sub.clone(), paid.clone()], 0), "{state:?}");
+    }
+}
+
+/// The case: activated, then `order_paid` for the same product, then
+/// expired: a year later not entitled, the subscription's `expired` speaks.
+#[test]
+fn an_expired_subscription_is_not_revived_by_its_own_payment_order() {
+    let policy = Policy::default();
+    let expired = Source {
+        changed_at: END + GRACE,
+        ..subscription(Sub::Expired, &policy)
+    };
+    let paid = beside(order::State::Paid, &policy, FROM + SECOND);
+    assert_eq!(
+        decide(&[paid, expired], END + Duration::days(365)),
+        denied(Reason::Expired, None, Some(1))
+    );
+}
+
+/// The same order through another integration, or with no subscription for
+/// its product, is a purchase as before.
+#[test]
+fn an_order_through_another_integration_or_alone_is_a_purchase() {
+    let policy = Policy::default();
+    let canceled = subscription(Sub::Canceled, &policy);
+    let elsewhere = row(order_facts(order::State::Paid), &policy, FROM);
+    assert_eq!(
+        decide(&[canceled.clone(), elsewhere.clone()], END + Duration::days(10)),
+        entitled(Reason::Purchase, None, 1)
+    );
+    assert!(!shadowed(&[canceled, elsewhere.clone()], 1));
+    let alone = beside(order::State::Paid, &policy, FROM);
+    assert_eq!(
+        decide(std::slice::from_ref(&alone), END),
+        entitled(Reason::Purchase, None, 0)
+    );
+    // A grant beside the subscription still grants: only orders give way.
+    let grant = row(grant_facts(false, FROM, None), &policy, FROM);
+    assert_eq!(
+        decide(&[subscription(Sub::Expired, &policy), grant], END),
+        entitled(Reason::Grant, None, 1)
+    );
+}
+
+/// Shown among the sources with an empty window at its paid time; orders in
+/// other states show no window, as before.
+#[test]
+fn a_shadowed_order_is_shown_with_an_empty_window() {
+    let policy = Policy::default();
+    let sources = [
+        subscription(Sub::Active, &policy),
+        beside(order::State::Paid, &policy, FROM),
+        beside(order::State::Refunded, &policy, FROM),
+        row(order_facts(order::State::Paid), &policy, FROM),
+    ];
+    assert_eq!(
+        shown_window(&sources, 1),
+        Some(Window {
+            from: FROM,
+            until: Some(FROM),
+            grace_from: None
+        })
+    );
+    assert_eq!(shown_window(&sources, 2), None);
+    assert_eq!(shown_window(&sources, 3), sources[3].window);
+    assert_eq!(shown_window(&sources, 0), sources[0].window);
+}
+
+/// The clock follows the subscription too: a shadowed purchase's edges are no
+/// boundaries.
+#[test]
+fn a_shadowed_orders_edges_are_no_boundaries() {
+    let policy = Policy {
+        purchase_access_seconds: Some(86_400),
+        ..Policy::default()
+    };
+    let sub = subscription(Sub::Expired, &policy);
+    let paid = beside(order::State::Paid, &policy, FROM);
+    assert_eq!(next_boundary(&[sub.clone(), paid.clone()], FROM - SECOND), None);
+    assert_eq!(last_boundary(&[sub, paid], FROM, END), None);
 }

@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::App;
 use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::Params;
-use crate::domain::access::{Reason, SourceKind};
+use crate::domain::access::{self, Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
 use crate::store::EntitlementRow;
 use crate::time_fmt::{self, serde_rfc3339};
@@ -157,6 +157,7 @@ pub fn answer(
     at: Instant,
 ) -> AccessAnswer {
     let decided = crate::store::Answer::of(rows, at);
+    let weighed: Vec<_> = rows.iter().map(EntitlementRow::source).collect();
     AccessAnswer {
         email: email.clone(),
         product: product.clone(),
@@ -167,14 +168,16 @@ pub fn answer(
         at,
         sources: rows
             .iter()
-            .map(|row| SourceView {
+            .enumerate()
+            .map(|(i, row)| (row, access::shown_window(&weighed, i)))
+            .map(|(row, window)| SourceView {
                 kind: row.state.kind().as_str(),
                 id: row.source_id.clone(),
                 state: row.state.as_str(),
                 provider: row.provider.clone(),
                 integration: row.integration.clone(),
-                access_from: row.window.map(|w| w.from),
-                access_until: row.window.and_then(|w| w.until),
+                access_from: window.map(|w| w.from),
+                access_until: window.and_then(|w| w.until),
                 plan: row.plan.clone(),
             })
             .collect(),

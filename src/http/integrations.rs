@@ -16,7 +16,7 @@ use super::extract::{Body, Params};
 use super::pagination::{Page, Paging, page_loaded};
 use crate::domain::{Instant, IntegrationId, ProductKey, Provider};
 use crate::secret::Secret;
-use crate::store::Integration;
+use crate::store::{Integration, IntegrationPut, MAX_KEEP_PREVIOUS_SECRET_SECONDS};
 use crate::time_fmt::serde_rfc3339;
 
 pub fn router() -> Router<AppState> {
@@ -44,6 +44,11 @@ struct IntegrationBody {
     #[serde(default = "enabled_by_default")]
     #[schema(default = true)]
     enabled: bool,
+    /// When `secret` replaces another, accept the replaced one too for this
+    /// many seconds (a provider's key rotation, a changed Basic password),
+    /// replacing any previous secret held. 0 or absent: hold none.
+    #[schema(minimum = 0, maximum = 2592000, example = 86400)]
+    keep_previous_secret_seconds: Option<i64>,
 }
 
 fn enabled_by_default() -> bool {
@@ -57,6 +62,11 @@ pub struct IntegrationView {
     pub provider: Provider,
     pub product_map: BTreeMap<String, String>,
     pub enabled: bool,
+    /// Until when the replaced secret is still accepted; null when none is
+    /// held. The secret itself is never shown.
+    #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub previous_secret_until: Option<Instant>,
     /// Where the provider should POST: relative to this service's base URL.
     pub webhook_path: String,
     #[serde(with = "serde_rfc3339")]
@@ -70,6 +80,7 @@ pub struct IntegrationView {
 impl From<Integration> for IntegrationView {
     fn from(i: Integration) -> Self {
         Self {
+            previous_secret_until: i.previous_secret_until(crate::time_fmt::now()),
             webhook_path: format!("/v1/webhooks/{}", i.id),
             id: i.id.to_string(),
             provider: i.provider,
@@ -88,7 +99,8 @@ impl From<Integration> for IntegrationView {
 /// Create or replace an integration.
 ///
 /// Creates the integration, or replaces it (secret included). 201 when created.
-/// The secret is never returned.
+/// With `keep_previous_secret_seconds`, a replaced secret is still accepted for
+/// that long. No secret is ever returned.
 #[utoipa::path(
     put,
     path = "/v1/admin/integrations/{id}",
@@ -125,6 +137,18 @@ async fn put(
     })?;
     crate::providers::check_secret(provider, &body.secret)
         .map_err(|detail| ApiError::invalid("secret", detail))?;
+    let keep_previous_secret_seconds = match body.keep_previous_secret_seconds {
+        None => 0,
+        Some(n @ 0..=MAX_KEEP_PREVIOUS_SECRET_SECONDS) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(
+                "keep_previous_secret_seconds",
+                format!(
+                    "`keep_previous_secret_seconds` must be from 0 to {MAX_KEEP_PREVIOUS_SECRET_SECONDS} (30 days), not {n}"
+                ),
+            ));
+        }
+    };
     let product_map = body
         .product_map
         .iter()
@@ -141,10 +165,13 @@ async fn put(
         .store
         .put_integration(
             &id,
-            provider,
-            &Secret::new(body.secret),
-            &product_map,
-            body.enabled,
+            &IntegrationPut {
+                provider,
+                secret: &Secret::new(body.secret),
+                product_map: &product_map,
+                enabled: body.enabled,
+                keep_previous_secret_seconds,
+            },
             crate::time_fmt::now(),
         )
         .await?;

@@ -211,6 +211,17 @@ impl<'a> Fields<'a> {
         self.object.get(name).filter(|v| !v.is_null())
     }
 
+    /// Whether the field is absent or null.
+    pub fn is_absent(&self, name: &str) -> bool {
+        self.get(name).is_none()
+    }
+
+    /// The field as sent, for shapes too loose for the typed readers; `None`
+    /// when absent or null.
+    pub fn raw(&self, name: &str) -> Option<&'a Value> {
+        self.get(name)
+    }
+
     /// A nested object; `None` when absent or null.
     pub fn object(&self, name: &str) -> Result<Option<Fields<'a>>, Malformed> {
         match self.get(name) {
@@ -303,6 +314,24 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A date-time as [`Fields::opt_instant`] reads it, or a number of Unix
+    /// seconds (milliseconds when above 10^11): Zenofy's dates "may vary with
+    /// serialization". `None` when absent or null.
+    pub fn opt_instant_or_epoch(&self, name: &str) -> Result<Option<Instant>, Malformed> {
+        let Some(Value::Number(n)) = self.get(name) else {
+            return self.opt_instant(name);
+        };
+        epoch(n).map(Some).ok_or_else(|| {
+            let path = self.path(name);
+            Malformed::field(
+                &path,
+                format!(
+                    "`{path}`: {n} is not a Unix time (seconds, or milliseconds above 10^11) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+                ),
+            )
+        })
+    }
+
     /// A U+0000 is refused in every field read, on both engines alike
     /// (PostgreSQL's text cannot hold it); the raw body is still stored as sent.
     fn nul(&self, name: &str) -> Malformed {
@@ -314,6 +343,31 @@ impl<'a> Fields<'a> {
         let path = self.path(name);
         Malformed::field(&path, format!("`{path}` must be {expected}"))
     }
+}
+
+/// The instant a Unix time names: seconds, or milliseconds when above 10^11
+/// (no date before the year 5138 is that many seconds); `None` outside the
+/// instants the service holds.
+fn epoch(n: &serde_json::Number) -> Option<Instant> {
+    const MILLIS_ABOVE: f64 = 1e11;
+    let micros = match n.as_i64() {
+        Some(i) if i as f64 > MILLIS_ABOVE => i128::from(i) * 1_000,
+        Some(i) => i128::from(i) * 1_000_000,
+        None => {
+            let f = n.as_f64().filter(|f| f.is_finite())?;
+            let scaled = if f > MILLIS_ABOVE { f * 1e3 } else { f * 1e6 };
+            // Beyond i64 it is out of range anyway; `as` saturates.
+            scaled.round() as i64 as i128
+        }
+    };
+    let micros = i64::try_from(micros).ok()?;
+    let (min, max) = (
+        crate::time_fmt::to_micros(crate::domain::MIN_INSTANT),
+        crate::time_fmt::to_micros(crate::domain::MAX_INSTANT),
+    );
+    (min..=max)
+        .contains(&micros)
+        .then(|| crate::time_fmt::from_micros(micros))
 }
 
 /// The body as JSON, or `malformed`.

@@ -75,7 +75,12 @@ const FIXTURES: &[Fixture] = &[
         "app.market.subscription.usage_based.payment_success"
     ),
     fixture!(Zid, "zid", "app.market.subscription.warning"),
-    fixture!(Zid, "zid", "order.create"),
+    fixture!(Zid, "zid/merchant", "order.create"),
+    fixture!(Zid, "zid/merchant", "order.payment_status.update"),
+    fixture!(Zid, "zid/merchant", "order-life.cancelled"),
+    fixture!(Zid, "zid/merchant", "order-life.no-email"),
+    fixture!(Zid, "zid/merchant", "customer.login"),
+    fixture!(Zid, "zid/merchant", "abandoned_cart.completed"),
     fixture!(Zenobank, "zenobank", "checkout.completed"),
     fixture!(Zenobank, "zenobank", "checkout.expired"),
     fixture!(Zenobank, "zenobank", "checkout.partially_paid"),

@@ -75,7 +75,7 @@ fn parse_order(root: &Fields<'_>, name: &str, event: order::Event) -> Result<Par
         meaning: Meaning::Order(OrderEvent {
             external_id,
             event,
-            paid_at: root.opt_instant("paidAt")?,
+            paid_at: root.opt_instant_or_epoch("paidAt")?,
             buyer: Some(OrderBuyer {
                 email,
                 external_products,
@@ -100,11 +100,11 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Malformed> {
     let external_id = root.id("subscriptionId")?;
     let external_product = root.id("productId")?;
     let email = root.email("customerEmail")?;
-    let period_start = root.opt_instant("currentPeriodStart")?;
-    let mut period_end = root.opt_instant("currentPeriodEnd")?;
+    let period_start = root.opt_instant_or_epoch("currentPeriodStart")?;
+    let mut period_end = root.opt_instant_or_epoch("currentPeriodEnd")?;
     if event == Event::Renewed
         && let Some(renewal) = root.object("renewal")?
-        && let Some(new_end) = renewal.opt_instant("newPeriodEnd")?
+        && let Some(new_end) = renewal.opt_instant_or_epoch("newPeriodEnd")?
     {
         period_end = Some(new_end);
     }

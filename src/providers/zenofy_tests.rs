@@ -422,10 +422,66 @@ fn current_period_end_that_is_not_a_date() {
     assert!(err.detail.contains("not a date"), "{}", err.detail);
 }
 
+/// Zenofy: dates "may vary with serialization". Unix seconds, or
+/// milliseconds above 10^11, in every date field.
 #[test]
-fn current_period_end_as_a_number() {
+fn dates_may_be_unix_seconds_or_milliseconds() {
+    let at = datetime!(2026-05-28 20:26:40 UTC);
+    for raw in [
+        json!(1_780_000_000),
+        json!(1_780_000_000_000_i64),
+        json!(1_780_000_000.0),
+        json!(1.78e12),
+    ] {
+        let body = edited(RENEWED, |o| {
+            o.insert("currentPeriodStart".into(), raw.clone());
+            o.insert("currentPeriodEnd".into(), raw.clone());
+            o["renewal"]["newPeriodEnd"] = raw.clone();
+        });
+        let event = subscription(&body);
+        assert_eq!((event.period_start, event.period_end), (Some(at), Some(at)), "{raw}");
+        let paid = with(ORDER_PAID, "paidAt", raw.clone());
+        match parse(&paid).unwrap().meaning {
+            Meaning::Order(order) => assert_eq!(order.paid_at, Some(at), "{raw}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Fractions are kept to the microsecond; 10^11 itself is seconds.
+    let body = with(ACTIVATED, "currentPeriodEnd", json!(1_780_000_000.25));
+    assert_eq!(
+        subscription(&body).period_end,
+        Some(datetime!(2026-05-28 20:26:40.25 UTC))
+    );
+    let body = with(ACTIVATED, "currentPeriodEnd", json!(100_000_000_000_i64));
+    assert_eq!(
+        subscription(&body).period_end,
+        Some(datetime!(5138-11-16 09:46:40 UTC))
+    );
+    let body = with(ACTIVATED, "currentPeriodEnd", json!(0));
+    assert_eq!(
+        subscription(&body).period_end,
+        Some(datetime!(1970-01-01 0:00 UTC))
+    );
+}
+
+#[test]
+fn a_number_that_is_no_date_is_malformed_naming_the_field() {
+    for raw in [
+        json!(-1),
+        json!(-1.5),
+        json!(253_402_300_800_000_i64),
+        json!(u64::MAX),
+        json!(i64::MIN),
+        json!(1e300),
+    ] {
+        let err = assert_malformed(
+            &with(ACTIVATED, "currentPeriodEnd", raw.clone()),
+            "currentPeriodEnd",
+        );
+        assert!(err.detail.contains("Unix time"), "{raw}: {}", err.detail);
+    }
     assert_malformed(
-        &with(ACTIVATED, "currentPeriodEnd", json!(1_780_000_000)),
+        &with(ACTIVATED, "currentPeriodEnd", json!(true)),
         "currentPeriodEnd",
     );
 }

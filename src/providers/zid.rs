@@ -1,7 +1,9 @@
-//! Zid App Market: app events (install, subscription active/renew/upgrade/…,
-//! uninstall) in one flat JSON shape told apart by `event_name`. Zid documents
-//! no signature: the secret arrives as the `token` query parameter, or as the
-//! password of HTTP Basic auth on webhooks created through Zid's merchant API.
+//! Zid: App Market events (install, subscription active/renew/upgrade/…,
+//! uninstall) in one flat JSON shape told apart by `event_name`, and merchant
+//! events (orders, products, customers, carts, categories), which carry the bare
+//! entity with no event name at all (`providers/zid-merchant-orders.md`). Zid
+//! documents no signature: the secret arrives as the `token` query parameter, or
+//! as the password of HTTP Basic auth (mandatory on merchant webhooks).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -9,7 +11,12 @@ use base64::engine::general_purpose::STANDARD;
 use crate::domain::subscription::Event;
 use crate::secret::Secret;
 
-use super::{Fields, Malformed, Meaning, Parsed, Request, SubscriptionEvent, Unauthenticated};
+use crate::domain::order;
+
+use super::{
+    Fields, Malformed, Meaning, OrderBuyer, OrderEvent, Parsed, Request, SubscriptionEvent,
+    Unauthenticated,
+};
 
 pub fn authenticate(secret: &Secret, request: &Request<'_>) -> Result<(), Unauthenticated> {
     let by_query = super::query_param(request.query, "token")
@@ -72,6 +79,9 @@ pub fn external_id(store_id: &str, app_id: &str) -> String {
 pub fn parse(body: &[u8]) -> Result<Parsed, Malformed> {
     let json = super::json(body)?;
     let root = Fields::root(&json)?;
+    if root.is_absent("event_name") {
+        return merchant_event(&root);
+    }
     let name = root.str("event_name")?;
     let ignored = || Parsed {
         event_name: Some(name.to_owned()),
@@ -110,6 +120,135 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Malformed> {
             period_start: root.opt_instant("start_date")?,
             period_end: root.opt_instant("end_date")?,
         }),
+    })
+}
+
+/// A merchant event: the bare entity. Orders become orders of the
+/// integration; every other entity means nothing for entitlements. Nothing a
+/// store can send is refused but an order without its `id`: Zid suspends an
+/// endpoint that fails 30 times in an hour, and the app's own events with it.
+fn merchant_event(root: &Fields<'_>) -> Result<Parsed, Malformed> {
+    if root.is_absent("order_status") {
+        let entity = entity(root);
+        return Ok(Parsed {
+            event_name: Some(format!("zid {entity} event")),
+            meaning: Meaning::Ignored,
+        });
+    }
+    let external_id = root.id("id")?;
+    let status = order_status(root);
+    let payment = payment_status(root);
+    let event = order_event(status.as_deref(), payment.as_deref());
+    Ok(Parsed {
+        event_name: Some(format!(
+            "order status {}, payment {}",
+            status.as_deref().unwrap_or("unknown"),
+            payment.as_deref().unwrap_or("unknown"),
+        )),
+        meaning: Meaning::Order(OrderEvent {
+            external_id,
+            event,
+            // Zid's timestamps carry no zone: paid when the delivery arrived.
+            paid_at: None,
+            buyer: buyer(root),
+        }),
+    })
+}
+
+/// Which store entity a body is, from the fields only it carries
+/// (`zid-merchant-orders.md` §8); carts first, as they also count products.
+fn entity(root: &Fields<'_>) -> &'static str {
+    let has = |names: &[&str]| names.iter().any(|name| !root.is_absent(name));
+    if has(&["cart_total", "phase", "cart_id"]) {
+        "abandoned cart"
+    } else if has(&["sub_categories", "flat_name", "names"]) {
+        "category"
+    } else if has(&["sku", "is_published", "is_draft", "sale_price", "price"]) {
+        "product"
+    } else if has(&["email", "mobile", "business_name", "tax_number"]) {
+        "customer"
+    } else {
+        "merchant"
+    }
+}
+
+/// `order_status.code` (or a bare-string `order_status`), lower-cased; `None`
+/// when it is neither (an integer code, a missing one): an unknown status.
+fn order_status(root: &Fields<'_>) -> Option<String> {
+    let code = match root.raw("order_status")? {
+        serde_json::Value::String(code) => code,
+        serde_json::Value::Object(status) => status.get("code")?.as_str()?,
+        _ => return None,
+    };
+    status_word(code)
+}
+
+/// `payment_status`, lower-cased; else `payment_status_change.new` when Zid
+/// sends it (`paid` or `unpaid`).
+fn payment_status(root: &Fields<'_>) -> Option<String> {
+    let change = || {
+        root.raw("payment_status_change")?
+            .as_object()?
+            .get("new")?
+            .as_str()
+    };
+    root.raw("payment_status")
+        .and_then(serde_json::Value::as_str)
+        .or_else(change)
+        .and_then(status_word)
+}
+
+/// A status as sent, lower-cased for matching; kept (in the delivery's event
+/// name) only when it is a short printable word: a merchant's custom status
+/// may be anything, and no U+0000 may reach storage.
+fn status_word(raw: &str) -> Option<String> {
+    let word = raw.trim();
+    (!word.is_empty() && word.len() <= 64 && !word.chars().any(char::is_control))
+        .then(|| word.to_lowercase())
+}
+
+/// DESIGN.md's order table, Zid merchant order column: the first matching row
+/// decides (the three order events share one schema, so the state does).
+fn order_event(status: Option<&str>, payment: Option<&str>) -> order::Event {
+    let status = status.unwrap_or_default();
+    let payment = payment.unwrap_or_default();
+    if matches!(status, "refunded" | "reversed" | "chargeback") || payment == "refunded" {
+        order::Event::Refunded
+    } else if matches!(
+        status,
+        "canceled" | "cancelled" | "voided" | "denied" | "failed"
+    ) || payment == "voided"
+    {
+        order::Event::Canceled
+    } else if status == "expired" {
+        order::Event::Expired
+    } else if payment == "paid" {
+        order::Event::Paid
+    } else if matches!(
+        status,
+        "reverse_in_progress" | "processingreverse" | "canceledreversal"
+    ) {
+        order::Event::Informational
+    } else {
+        order::Event::Progressed
+    }
+}
+
+/// Who bought what: `customer.email` and `products[].id`. `None` when either
+/// is unusable (a marketplace order's masked customer, a placeholder that is
+/// no email, no products): the order is `unmatched` until registered.
+fn buyer(root: &Fields<'_>) -> Option<OrderBuyer> {
+    let customer = root.object("customer").ok()??;
+    let email = customer.email("email").ok()?;
+    let external_products: Vec<String> = root
+        .objects("products")
+        .ok()??
+        .iter()
+        .filter_map(|product| product.opt_id("id").ok().flatten())
+        .collect();
+    (!external_products.is_empty()).then_some(OrderBuyer {
+        email,
+        external_products,
     })
 }
 

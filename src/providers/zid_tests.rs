@@ -31,7 +31,36 @@ const PLAN_REQUEST: &[u8] =
     include_bytes!("../../fixtures/zid/app.market.private.plan.request.json");
 const USAGE_SUCCESS: &[u8] =
     include_bytes!("../../fixtures/zid/app.market.subscription.usage_based.payment_success.json");
-const ORDER_CREATE: &[u8] = include_bytes!("../../fixtures/zid/order.create.json");
+
+/// Merchant events, the bare entity (`fixtures/zid/merchant/README.md`).
+macro_rules! merchant {
+    ($name:literal) => {
+        ($name, include_bytes!(concat!("../../fixtures/zid/merchant/", $name, ".json")) as &[u8])
+    };
+}
+const ORDER_EVENTS: [(&str, &[u8]); 3] = [
+    merchant!("order.create"),
+    merchant!("order.status.update"),
+    merchant!("order.payment_status.update"),
+];
+const OTHER_MERCHANT_EVENTS: [(&str, &[u8]); 13] = [
+    merchant!("product.create"),
+    merchant!("product.update"),
+    merchant!("product.publish"),
+    merchant!("product.delete"),
+    merchant!("customer.create"),
+    merchant!("customer.update"),
+    merchant!("customer.login"),
+    merchant!("customer.merchant.update"),
+    merchant!("abandoned_cart.created"),
+    merchant!("abandoned_cart.completed"),
+    merchant!("category.create"),
+    merchant!("category.update"),
+    merchant!("category.delete"),
+];
+const ORDER_CREATE: &[u8] = ORDER_EVENTS[0].1;
+const ORDER_ID: &str = "25304285";
+const ORDER_PRODUCT: &str = "23edd6a6-3533-495d-8ffc-7f9e7c8c1f6a";
 
 const EXTERNAL_ID: &str = "507530:1292";
 const APP_ID: &str = "1292";
@@ -344,30 +373,191 @@ fn event_names_are_matched_exactly() {
     }
 }
 
+/// The order a merchant order body means, or a panic.
+fn merchant_order(body: &[u8]) -> (String, OrderEvent) {
+    match parse(body) {
+        Ok(Parsed {
+            event_name: Some(name),
+            meaning: Meaning::Order(event),
+        }) => (name, event),
+        other => panic!("expected an order, got {other:?}"),
+    }
+}
+
+fn order_buyer() -> Option<OrderBuyer> {
+    Some(OrderBuyer {
+        email: email("example.user@email.com"),
+        external_products: vec![ORDER_PRODUCT.to_owned()],
+    })
+}
+
 #[test]
-fn merchant_events_are_ignored() {
-    assert_ignored(ORDER_CREATE, "order.create");
-    for name in [
-        "order.status.update",
-        "order.payment_status.update",
-        "product.create",
-        "product.update",
-        "product.publish",
-        "product.delete",
-        "abandoned_cart.created",
-        "abandoned_cart.completed",
-        "customer.create",
-        "customer.update",
-        "customer.merchant.update",
-        "customer.login",
-        "category.create",
-        "category.update",
-        "category.delete",
+fn every_documented_order_event_is_an_order_of_the_integration() {
+    let expected = [
+        ("order status new, payment pending", order::Event::Progressed),
+        ("order status preparing, payment paid", order::Event::Paid),
+        ("order status new, payment paid", order::Event::Paid),
+    ];
+    for ((name, body), (event_name, event)) in ORDER_EVENTS.into_iter().zip(expected) {
+        let (got_name, got) = merchant_order(body);
+        assert_eq!(got_name, event_name, "{name}");
+        assert_eq!(
+            got,
+            OrderEvent {
+                external_id: ORDER_ID.to_owned(),
+                event,
+                paid_at: None,
+                buyer: order_buyer(),
+            },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_other_merchant_entity_is_ignored_with_a_reason_naming_it() {
+    for (name, body) in OTHER_MERCHANT_EVENTS {
+        let entity = match name.split('.').next().unwrap() {
+            "abandoned_cart" => "abandoned cart",
+            "customer" if name == "customer.merchant.update" => "customer",
+            entity => entity,
+        };
+        assert_ignored(body, &format!("zid {entity} event"));
+    }
+}
+
+#[test]
+fn a_body_without_an_order_status_is_no_order() {
+    assert_ignored(
+        json!({"id": 1, "store_id": 2}).to_string().as_bytes(),
+        "zid merchant event",
+    );
+    assert_ignored(b"{}", "zid merchant event");
+}
+
+/// DESIGN.md's order table, the Zid merchant column: the first matching row
+/// decides, status codes and payment statuses case-insensitively, both
+/// documented spellings.
+#[test]
+fn the_order_event_is_read_from_the_current_state() {
+    use order::Event as E;
+    let cases: &[(&str, Option<&str>, E)] = &[
+        ("refunded", Some("paid"), E::Refunded),
+        ("reversed", Some("paid"), E::Refunded),
+        ("chargeback", Some("paid"), E::Refunded),
+        ("Refunded", None, E::Refunded),
+        ("new", Some("refunded"), E::Refunded),
+        ("canceled", Some("pending"), E::Canceled),
+        ("cancelled", Some("pending"), E::Canceled),
+        ("CANCELLED", None, E::Canceled),
+        ("voided", Some("paid"), E::Canceled),
+        ("denied", None, E::Canceled),
+        ("failed", Some("pending"), E::Canceled),
+        ("new", Some("voided"), E::Canceled),
+        ("expired", Some("pending"), E::Expired),
+        ("new", Some("paid"), E::Paid),
+        ("delivered", Some("PAID"), E::Paid),
+        ("processingReverse", Some("paid"), E::Paid),
+        ("reverse_in_progress", Some("pending"), E::Informational),
+        ("processingReverse", None, E::Informational),
+        ("canceledReversal", Some("pending"), E::Informational),
+        ("new", Some("pending"), E::Progressed),
+        ("preparing", None, E::Progressed),
+        ("inDelivery", Some("pending"), E::Progressed),
+        ("indelivery", Some("pending"), E::Progressed),
+        ("a custom status", Some("unpaid"), E::Progressed),
+    ];
+    for &(code, payment, expected) in cases {
+        for status in [json!({"name": "x", "code": code}), json!(code)] {
+            let body = edited(ORDER_CREATE, |o| {
+                o.insert("order_status".into(), status.clone());
+                match payment {
+                    Some(p) => o.insert("payment_status".into(), json!(p)),
+                    None => o.remove("payment_status"),
+                };
+            });
+            assert_eq!(merchant_order(&body).1.event, expected, "{status} / {payment:?}");
+        }
+    }
+}
+
+#[test]
+fn payment_status_change_is_read_when_payment_status_is_absent() {
+    let body = edited(ORDER_CREATE, |o| {
+        o.remove("payment_status");
+        o.insert(
+            "payment_status_change".into(),
+            json!({"old": "unpaid", "new": "paid"}),
+        );
+    });
+    assert_eq!(merchant_order(&body).1.event, order::Event::Paid);
+}
+
+#[test]
+fn an_unreadable_status_is_an_unknown_one() {
+    for status in [
+        json!({"name": "Delivered"}),
+        json!({"name": "x", "code": 13}),
+        json!(7),
+        json!({"code": "bad\u{0}code"}),
+        json!("جاهز"),
     ] {
-        assert_ignored(&with(ORDER_CREATE, "event_name", json!(name)), name);
-        // They carry their own entity, without the app-event fields.
-        let bare = json!({"event_name": name, "id": 1}).to_string();
-        assert_ignored(bare.as_bytes(), name);
+        let body = with(ORDER_CREATE, "order_status", status.clone());
+        let (name, event) = merchant_order(&body);
+        assert_eq!(event.event, order::Event::Progressed, "{status}");
+        assert!(!name.contains('\0'), "{name:?}");
+    }
+}
+
+#[test]
+fn an_order_without_a_usable_customer_or_products_has_no_buyer() {
+    let no_email = include_bytes!("../../fixtures/zid/merchant/order-life.no-email.json");
+    assert_eq!(merchant_order(no_email).1.buyer, None);
+    let variants = [
+        without(ORDER_CREATE, "customer"),
+        with(ORDER_CREATE, "customer", json!("Osama")),
+        with(ORDER_CREATE, "customer", json!({"id": "1", "email": ""})),
+        with(ORDER_CREATE, "customer", json!({"email": "not an email"})),
+        with(ORDER_CREATE, "customer", json!({"email": 42})),
+        without(ORDER_CREATE, "products"),
+        with(ORDER_CREATE, "products", json!([])),
+        with(ORDER_CREATE, "products", json!([{"sku": "no id"}])),
+        with(ORDER_CREATE, "products", json!("23edd6a6")),
+    ];
+    for body in variants {
+        let (_, event) = merchant_order(&body);
+        assert_eq!(event.buyer, None, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(event.external_id, ORDER_ID);
+    }
+}
+
+#[test]
+fn the_customer_email_is_normalised_and_every_product_kept() {
+    let body = edited(ORDER_CREATE, |o| {
+        o.insert("customer".into(), json!({"email": "  Example.User@EMAIL.com "}));
+        o.insert("products".into(), json!([{"id": "a"}, {"id": 7}, {"id": "a"}]));
+    });
+    assert_eq!(
+        merchant_order(&body).1.buyer,
+        Some(OrderBuyer {
+            email: email("example.user@email.com"),
+            external_products: vec!["a".into(), "7".into(), "a".into()],
+        })
+    );
+}
+
+#[test]
+fn an_order_without_its_id_is_malformed() {
+    assert_malformed(&without(ORDER_CREATE, "id"), "id");
+    assert_malformed(&with(ORDER_CREATE, "id", json!({"n": 1})), "id");
+}
+
+/// A merchant event name in the app-event shape is not documented, but means
+/// nothing for the app either.
+#[test]
+fn merchant_event_names_in_the_app_shape_are_ignored() {
+    for name in ["order.create", "customer.login", "product.update"] {
+        assert_ignored(&with(ACTIVE, "event_name", json!(name)), name);
     }
 }
 
@@ -547,11 +737,19 @@ fn a_body_that_is_not_an_object_is_malformed() {
 }
 
 #[test]
-fn missing_event_name() {
-    assert_malformed(&without(ACTIVE, "event_name"), "event_name");
-    assert_malformed(&with(ACTIVE, "event_name", Value::Null), "event_name");
+fn without_event_name_a_body_is_a_merchant_event() {
+    // Zid's merchant events carry no event name: an app event's fields
+    // without one are no store entity it knows.
+    assert_ignored(&without(ACTIVE, "event_name"), "zid merchant event");
+    assert_ignored(
+        &with(ACTIVE, "event_name", Value::Null),
+        "zid merchant event",
+    );
+}
+
+#[test]
+fn a_blank_event_name_is_malformed() {
     assert_malformed(&with(ACTIVE, "event_name", json!("  ")), "event_name");
-    assert_malformed(&without(ORDER_CREATE, "event_name"), "event_name");
 }
 
 #[test]

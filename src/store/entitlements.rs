@@ -54,11 +54,12 @@ impl EntitlementRow {
     }
 
     /// The row as the access decision reads it.
-    pub fn source(&self) -> access::Source {
+    pub fn source(&self) -> access::Source<'_> {
         access::Source {
             state: self.state,
             window: self.window,
             changed_at: self.changed_at,
+            integration: self.integration.as_deref(),
         }
     }
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, StoreError, flag, instant, micros, text, trusted};
+use super::{
+    Result, Store, StoreError, flag, instant, micros, opt_instant, opt_text, text, trusted,
+};
 use crate::domain::{Instant, IntegrationId, ProductKey, Provider};
 use crate::secret::Secret;
 
@@ -14,6 +16,8 @@ pub struct Integration {
     pub id: IntegrationId,
     pub provider: Provider,
     pub secret: Secret,
+    /// The secret replaced last, still accepted until its instant.
+    pub previous_secret: Option<(Secret, Instant)>,
     /// External product id -> product key.
     pub product_map: BTreeMap<String, ProductKey>,
     pub enabled: bool,
@@ -21,7 +25,41 @@ pub struct Integration {
     pub updated_at: Instant,
 }
 
+/// The longest a replaced secret may still be accepted: 30 days.
+pub const MAX_KEEP_PREVIOUS_SECRET_SECONDS: i64 = 2_592_000;
+
+/// What `PUT /v1/admin/integrations/{id}` sets.
+pub struct IntegrationPut<'a> {
+    pub provider: Provider,
+    pub secret: &'a Secret,
+    pub product_map: &'a BTreeMap<String, ProductKey>,
+    pub enabled: bool,
+    /// 0: hold no previous secret. Otherwise, when `secret` replaces another,
+    /// the replaced one is accepted for this many seconds more (when it is the
+    /// same secret, the previous one held stays as it is).
+    pub keep_previous_secret_seconds: i64,
+}
+
 impl Integration {
+    /// The secrets that authenticate a delivery received at `now`: the
+    /// current one, then the previous one until its time is up.
+    pub fn secrets_at(&self, now: Instant) -> impl Iterator<Item = &Secret> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(secret, _)| secret);
+        std::iter::once(&self.secret).chain(previous)
+    }
+
+    /// Until when a previous secret is accepted, if one still is at `now`.
+    pub fn previous_secret_until(&self, now: Instant) -> Option<Instant> {
+        self.previous_secret
+            .as_ref()
+            .map(|(_, until)| *until)
+            .filter(|until| now < *until)
+    }
+
     /// The product key for a provider's product id: mapped, or the id itself.
     pub fn product_key(&self, external: &str) -> Result<ProductKey, crate::domain::InvalidValue> {
         match self.product_map.get(external) {
@@ -31,7 +69,8 @@ impl Integration {
     }
 }
 
-const COLUMNS: &str = "id, provider, secret, product_map, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, provider, secret, product_map, enabled, created_at, updated_at, \
+                       previous_secret, previous_secret_until";
 
 fn from_row(row: &AnyRow) -> Result<Integration> {
     let provider = text(row, "provider")?;
@@ -42,6 +81,13 @@ fn from_row(row: &AnyRow) -> Result<Integration> {
         provider: Provider::parse(&provider)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown provider {provider:?}")))?,
         secret: Secret::new(text(row, "secret")?),
+        previous_secret: match (
+            opt_text(row, "previous_secret")?,
+            opt_instant(row, "previous_secret_until")?,
+        ) {
+            (Some(secret), Some(until)) => Some((Secret::new(secret), until)),
+            _ => None,
+        },
         product_map: map
             .into_iter()
             .map(|(k, v)| Ok((k, ProductKey::parse(&v)?)))
@@ -53,34 +99,46 @@ fn from_row(row: &AnyRow) -> Result<Integration> {
 }
 
 impl Store {
-    /// Creates or replaces an integration; `true` when it was created.
+    /// Creates or replaces an integration; `true` when it was created. The
+    /// replaced secret moves to the previous one in the same statement, so two
+    /// replacements at once cannot lose one.
     pub async fn put_integration(
         &self,
         id: &IntegrationId,
-        provider: Provider,
-        secret: &Secret,
-        product_map: &BTreeMap<String, ProductKey>,
-        enabled: bool,
+        put: &IntegrationPut<'_>,
         now: Instant,
     ) -> Result<(Integration, bool)> {
-        let map: BTreeMap<&str, &str> = product_map
+        let map: BTreeMap<&str, &str> = put
+            .product_map
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let map = serde_json::to_string(&map).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let keep = put.keep_previous_secret_seconds > 0;
+        let until = crate::domain::add_seconds(now, put.keep_previous_secret_seconds);
         let _turn = self.write_turn().await;
         let row = sqlx::query(trusted(format!(
-            "INSERT INTO integrations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)
+            "INSERT INTO integrations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6, NULL, NULL)
              ON CONFLICT (id) DO UPDATE SET provider = $2, secret = $3, product_map = $4,
-                 enabled = $5, updated_at = $6
+                 enabled = $5, updated_at = $6,
+                 previous_secret = CASE
+                     WHEN $7 = 0 THEN NULL
+                     WHEN integrations.secret <> $3 THEN integrations.secret
+                     ELSE integrations.previous_secret END,
+                 previous_secret_until = CASE
+                     WHEN $7 = 0 THEN NULL
+                     WHEN integrations.secret <> $3 THEN $8
+                     ELSE integrations.previous_secret_until END
              RETURNING {COLUMNS}"
         )))
         .bind(id.as_str())
-        .bind(provider.as_str())
-        .bind(secret.expose())
+        .bind(put.provider.as_str())
+        .bind(put.secret.expose())
         .bind(map)
-        .bind(i64::from(enabled))
+        .bind(i64::from(put.enabled))
         .bind(micros(now))
+        .bind(i64::from(keep))
+        .bind(micros(until))
         .fetch_one(&self.pool)
         .await?;
         let integration = from_row(&row)?;

@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
         postgres: include_str!("../../migrations/postgres/0011_signing_keys.sql"),
     },
+    Migration {
+        version: 12,
+        description: "previous secrets",
+        sqlite: include_str!("../../migrations/sqlite/0012_previous_secrets.sql"),
+        postgres: include_str!("../../migrations/postgres/0012_previous_secrets.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

@@ -42,7 +42,7 @@ pub use entitlements::EntitlementRow;
 pub use grants::Grant;
 pub use history::HistoryEntry;
 pub use ingest::{Apply, Inbound, Recorded, Subject};
-pub use integrations::Integration;
+pub use integrations::{Integration, IntegrationPut, MAX_KEEP_PREVIOUS_SECRET_SECONDS};
 pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use outbound::{
     ACCESS_CHANGED, ENDPOINT_TEST, Endpoint, EndpointStatus, Lease, Leased, Message,

@@ -328,10 +328,13 @@ mod tests {
         let (integration, _) = store
             .put_integration(
                 &IntegrationId::parse("zen").unwrap(),
-                Provider::Zenofy,
-                &crate::secret::Secret::new("secret-secret"),
-                &BTreeMap::new(),
-                true,
+                &crate::store::IntegrationPut {
+                    provider: Provider::Zenofy,
+                    secret: &crate::secret::Secret::new("secret-secret"),
+                    product_map: &BTreeMap::new(),
+                    enabled: true,
+                    keep_previous_secret_seconds: 0,
+                },
                 crate::time_fmt::now(),
             )
             .await
