@@ -303,14 +303,22 @@ async fn operator_session(url: &str) {
     browser.link("Orders").await.open().await;
     assert!(browser.text().await.contains("No orders match."));
     check_page(&browser, &base, &secrets).await;
-    // Integrations show the URL to paste into the provider, never the secret.
+    // Integrations show the URL to paste into the provider, never the secret;
+    // after a rotation that keeps the old secret, until when it is accepted.
+    let rotated = json!({"provider": "zenofy", "secret": "zenofy-secret-rotated-4711",
+        "product_map": {"507f1f77bcf86cd799439011": "pro"}, "keep_previous_secret_seconds": 86400});
+    let (status, body) = server.admin("PUT", "/v1/admin/integrations/zenofy", Some(&rotated));
+    assert_eq!(status, 200, "{body}");
+    let until = body["previous_secret_until"].as_str().unwrap().to_owned();
     browser.link("Integrations").await.open().await;
     let text = browser.text().await;
     assert!(
         text.contains(&format!("{base}/v1/webhooks/zenofy")),
         "{text}"
     );
+    assert!(text.contains(&format!("accepted until {until}")), "{text}");
     check_page(&browser, &base, &secrets).await;
+    check_page(&browser, &base, &["zenofy-secret-rotated-4711"]).await;
 
     // A grant given and revoked in the console; the access API agrees each time.
     browser

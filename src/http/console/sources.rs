@@ -271,13 +271,14 @@ async fn integrations(
 ) -> PageResult {
     let base = super::own_origin(&state, &headers).unwrap_or_default();
     let all = state.store.integrations().await?;
+    let now = crate::time_fmt::now();
     let content = html! {
         @if all.is_empty() {
             p { "No integrations yet: create one with " code { "PUT /v1/admin/integrations/{id}" } "." }
         }
         div class="scroll" {
             table {
-                thead { tr { th scope="col" { "Integration" } th scope="col" { "Provider" } th scope="col" { "Enabled" } th scope="col" { "Webhook URL" } th scope="col" { "Product map" } } }
+                thead { tr { th scope="col" { "Integration" } th scope="col" { "Provider" } th scope="col" { "Enabled" } th scope="col" { "Webhook URL" } th scope="col" { "Product map" } th scope="col" { "Previous secret" } } }
                 tbody {
                     @for i in &all {
                         tr {
@@ -290,6 +291,12 @@ async fn integrations(
                                     code { (external) } " → " (key.as_str()) br;
                                 }
                             }
+                            td {
+                                @match i.previous_secret_until(now) {
+                                    Some(until) => { "accepted until " (crate::time_fmt::rfc3339(until)) }
+                                    None => { "none" }
+                                }
+                            }
                         }
                     }
                 }
@@ -297,8 +304,11 @@ async fn integrations(
         }
         p class="hint" {
             "Zenofy takes the secret in the " code { "X-Webhook-Secret" } " header (or a "
-            code { "token" } " query parameter); Zid and ZayPay in the " code { "token" }
-            " query parameter; Zeno Bank signs with its own " code { "whsec_" } " secret."
+            code { "token" } " query parameter); ZayPay in the " code { "token" }
+            " query parameter; Zid in the " code { "token" }
+            " query parameter, or as the password of HTTP Basic auth (merchant webhooks: one URL for every event); Zeno Bank signs with its own "
+            code { "whsec_" } " secret. A replaced secret is still accepted until the time shown when it was replaced with "
+            code { "keep_previous_secret_seconds" } "."
         }
     };
     Ok(layout(&session, "Integrations", content))
