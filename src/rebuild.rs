@@ -5,12 +5,14 @@
 //! transaction, each access change appended to the change log with cause
 //! `rebuild`.
 //!
-//! The inputs, merged in the order they happened: the stored deliveries in
-//! arrival order, through the current adapters and product maps and the one
-//! writer (duplicates are duplicates again, held order events wait again);
-//! order registrations, operator replays, policy changes and the clock's
-//! ticks at the instants they were recorded; then the grants as recorded, and the clock at
-//! now. The scratch store is a SQLite file in the temporary directory, so
+//! The inputs, in the order they took effect on the live service (the inputs
+//! journal, written as each commits; on PostgreSQL with several writers a
+//! delivery received before a clock tick can commit after it): the stored
+//! deliveries through the current adapters and product maps and the one writer
+//! (duplicates are duplicates again, held order events wait again), order
+//! registrations, operator replays, policy changes and the clock's expiries
+//! (its rule re-evaluated for that subscription at that instant); then the
+//! grants as recorded, and the clock at now. The scratch store is a SQLite file in the temporary directory, so
 //! memory stays bounded whatever the size of the database: inputs and
 //! sources are read a page at a time.
 //!
@@ -26,9 +28,8 @@ use crate::domain::access::SourceKind;
 use crate::domain::{Email, Instant, ProductKey};
 use crate::secret::Secret;
 use crate::store::{
-    Answer, Divergence, Image, ImageFacts, Integration, IntegrationPut, Registration, Store,
-    StoreError,
-    StoredDelivery,
+    Answer, Divergence, Image, ImageFacts, Input, InputKind, Integration, IntegrationPut,
+    Registration, Store, StoreError, StoredDelivery,
 };
 
 /// How many of each list a report shows; its counts are always whole.
@@ -301,88 +302,11 @@ async fn copy_configuration(
     Ok(copied)
 }
 
-/// The next input of each kind, merged by instant.
-#[derive(Default)]
-struct Inputs {
-    deliveries: std::collections::VecDeque<StoredDelivery>,
-    delivery_after: String,
-    deliveries_done: bool,
-    registrations: std::collections::VecDeque<Registration>,
-    registration_after: Option<(Instant, String)>,
-    registrations_done: bool,
-    ticks: std::collections::VecDeque<Instant>,
-    tick_after: Option<Instant>,
-    ticks_done: bool,
-    replays: std::collections::VecDeque<(Instant, String)>,
-    policies: std::collections::VecDeque<(Instant, ProductKey, crate::domain::Policy)>,
-    /// When the rebuild began: what was recorded later is not derived (the
-    /// sources it touched are left as they are).
-    until: Option<Instant>,
-}
-
-/// Keeps the items of `page` up to `until` (they come in time order); `true`
-/// when some were later, so the input is done.
-fn up_to<T>(page: &mut Vec<T>, until: Instant, at: impl Fn(&T) -> Instant) -> bool {
-    let later = page.iter().position(|item| at(item) > until);
-    if let Some(i) = later {
-        page.truncate(i);
-    }
-    later.is_some()
-}
-
-impl Inputs {
-    async fn fill(&mut self, live: &Store) -> Result<(), StoreError> {
-        if self.deliveries.is_empty() && !self.deliveries_done {
-            let mut page = live.stored_deliveries(&self.delivery_after, PAGE).await?;
-            self.deliveries_done = (page.len() as i64) < PAGE;
-            if let Some(last) = page.last() {
-                self.delivery_after = last.id.clone();
-            }
-            if let Some(until) = self.until {
-                self.deliveries_done |= up_to(&mut page, until, |d| d.received_at);
-            }
-            self.deliveries.extend(page);
-        }
-        if self.registrations.is_empty() && !self.registrations_done {
-            let mut page = live
-                .recorded_registrations(self.registration_after.as_ref(), PAGE)
-                .await?;
-            self.registrations_done = (page.len() as i64) < PAGE;
-            if let Some(last) = page.last() {
-                self.registration_after = Some((last.at, last.order_id.clone()));
-            }
-            if let Some(until) = self.until {
-                self.registrations_done |= up_to(&mut page, until, |r| r.at);
-            }
-            self.registrations.extend(page);
-        }
-        if self.ticks.is_empty() && !self.ticks_done {
-            let mut page = live.recorded_ticks(self.tick_after, PAGE).await?;
-            self.ticks_done = (page.len() as i64) < PAGE;
-            self.tick_after = page.last().copied().or(self.tick_after);
-            if let Some(until) = self.until {
-                self.ticks_done |= up_to(&mut page, until, |t| *t);
-            }
-            self.ticks.extend(page);
-        }
-        Ok(())
-    }
-
-    /// The earliest instant among the heads other than deliveries.
-    fn next_other(&self) -> Option<Instant> {
-        [
-            self.policies.front().map(|p| p.0),
-            self.registrations.front().map(|r| r.at),
-            self.replays.front().map(|r| r.0),
-            self.ticks.front().copied(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-}
-
-/// Applies every recorded input to `scratch`, in the order it happened.
+/// Applies every journaled input to `scratch`, in the order it took effect
+/// on the live service (the inputs journal, `store::inputs`), up to the last
+/// one journaled when the rebuild began; an input recorded after `until`
+/// (the rebuild's start) is not derived: the sources it touched are left as
+/// they are.
 async fn derive(
     live: &Store,
     scratch: &Store,
@@ -393,70 +317,97 @@ async fn derive(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(), RebuildError> {
     let total = live.count_deliveries().await?.max(0) as u64;
-    let mut replays = live.recorded_replays().await?;
-    replays.retain(|r| r.0 <= until);
-    let mut policies = live.recorded_policies().await?;
-    policies.retain(|p| p.0 <= until);
-    let mut inputs = Inputs {
-        replays: replays.into(),
-        policies: policies.into(),
-        until: Some(until),
-        ..Inputs::default()
-    };
+    let last = live.last_input().await?;
+    let policies: HashMap<(ProductKey, Instant), crate::domain::Policy> = live
+        .recorded_policies()
+        .await?
+        .into_iter()
+        .map(|(at, product, policy)| ((product, at), policy))
+        .collect();
     let mut reported = 0;
     progress(Progress {
         phase: Phase::Deriving,
         done: 0,
         total,
     });
+    let mut after = 0;
     loop {
-        inputs.fill(live).await?;
-        let other = inputs.next_other();
-        // Deliveries up to the next other input, in one transaction.
+        let page = live.inputs_after(after, last, PAGE).await?;
+        let Some(end) = page.last() else { break };
+        after = end.id;
+        let page: Vec<Input> = page.into_iter().filter(|i| i.at <= until).collect();
+        let of = |kind: InputKind| -> Vec<&str> {
+            page.iter()
+                .filter(|i| i.kind == kind)
+                .map(|i| i.subject.as_str())
+                .collect()
+        };
+        let mut deliveries: HashMap<String, StoredDelivery> = live
+            .stored_deliveries(&of(InputKind::Delivery))
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        let mut registrations: HashMap<String, Registration> = live
+            .registrations(&of(InputKind::Registration))
+            .await?
+            .into_iter()
+            .map(|r| (r.order_id.clone(), r))
+            .collect();
+        let expired = live.subscription_keys(&of(InputKind::Expiry)).await?;
+
+        // Consecutive deliveries are recorded again in one transaction.
         let mut batch = Vec::new();
-        while let Some(next) = inputs.deliveries.front() {
-            if batch.len() as i64 >= PAGE || other.is_some_and(|at| at < next.received_at) {
-                break;
+        for input in &page {
+            if input.kind == InputKind::Delivery {
+                batch.extend(deliveries.remove(&input.subject));
+                continue;
             }
-            batch.extend(inputs.deliveries.pop_front());
+            record_batch(scratch, integrations, excluded, &mut batch, counts).await?;
+            match input.kind {
+                InputKind::Delivery => {}
+                InputKind::Policy => {
+                    let key = ProductKey::parse(&input.subject).map_err(StoreError::from)?;
+                    if let Some(policy) = policies.get(&(key.clone(), input.at)) {
+                        counts.policies += 1;
+                        scratch.put_product(&key, policy, input.at).await?;
+                    }
+                }
+                InputKind::Registration => {
+                    if let Some(r) = registrations.remove(&input.subject) {
+                        counts.registrations += 1;
+                        register(scratch, integrations, excluded, &r).await?;
+                    }
+                }
+                InputKind::Replay => {
+                    counts.replays += 1;
+                    match crate::ingest::replay(scratch, &input.subject, input.at).await {
+                        Ok(_) => {}
+                        Err(crate::ingest::ReplayError::Store(e)) => return Err(e.into()),
+                        // A delivery that was not derived (its integration is
+                        // gone, its body dropped): its subject is already skipped.
+                        Err(_) => {}
+                    }
+                }
+                InputKind::Expiry => {
+                    if let Some((integration, external_id)) = expired.get(&input.subject) {
+                        counts.clock_ticks += 1;
+                        scratch
+                            .expire_if_lapsed((integration, external_id), input.at)
+                            .await?;
+                    }
+                }
+            }
         }
-        if !batch.is_empty() {
-            record_again(scratch, integrations, excluded, &batch).await?;
-            counts.deliveries += batch.len() as u64;
-            if counts.deliveries - reported >= REPORT_EVERY {
-                reported = counts.deliveries;
-                tracing::info!(done = counts.deliveries, total, "rebuild: deriving");
-                progress(Progress {
-                    phase: Phase::Deriving,
-                    done: counts.deliveries,
-                    total,
-                });
-            }
-            continue;
-        }
-        let Some(at) = other else { break };
-        if inputs.policies.front().is_some_and(|p| p.0 == at) {
-            let (at, product, policy) = inputs.policies.pop_front().expect("a head");
-            counts.policies += 1;
-            scratch.put_product(&product, &policy, at).await?;
-        } else if inputs.registrations.front().is_some_and(|r| r.at == at) {
-            let r = inputs.registrations.pop_front().expect("a head");
-            counts.registrations += 1;
-            register(scratch, integrations, excluded, &r).await?;
-        } else if inputs.replays.front().is_some_and(|r| r.0 == at) {
-            let (at, delivery) = inputs.replays.pop_front().expect("a head");
-            counts.replays += 1;
-            match crate::ingest::replay(scratch, &delivery, at).await {
-                Ok(_) => {}
-                Err(crate::ingest::ReplayError::Store(e)) => return Err(e.into()),
-                // A delivery that was not derived (its integration is gone,
-                // its body dropped): its subject is already skipped.
-                Err(_) => {}
-            }
-        } else {
-            let tick = inputs.ticks.pop_front().expect("a head");
-            counts.clock_ticks += 1;
-            scratch.expire_lapsed(tick).await?;
+        record_batch(scratch, integrations, excluded, &mut batch, counts).await?;
+        if counts.deliveries - reported >= REPORT_EVERY {
+            reported = counts.deliveries;
+            tracing::info!(done = counts.deliveries, total, "rebuild: deriving");
+            progress(Progress {
+                phase: Phase::Deriving,
+                done: counts.deliveries,
+                total,
+            });
         }
     }
     progress(Progress {
@@ -464,6 +415,23 @@ async fn derive(
         done: counts.deliveries,
         total,
     });
+    Ok(())
+}
+
+/// Records a run of consecutive deliveries again, and empties it.
+async fn record_batch(
+    scratch: &Store,
+    integrations: &HashMap<String, Integration>,
+    excluded: &mut HashSet<(String, String)>,
+    batch: &mut Vec<StoredDelivery>,
+    counts: &mut Counts,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    record_again(scratch, integrations, excluded, batch).await?;
+    counts.deliveries += batch.len() as u64;
+    batch.clear();
     Ok(())
 }
 

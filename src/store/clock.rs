@@ -32,7 +32,7 @@ impl Store {
             // One subscription that cannot be expired now (a lost race, a row
             // that does not read) must not hold up the others: it is logged and
             // looked at again on the next tick.
-            match self.expire_one(&id, now).await {
+            match self.expire_subscription(&id, now).await {
                 Ok(true) => expired += 1,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(subscription = id, error = %e, "clock: could not expire"),
@@ -44,7 +44,7 @@ impl Store {
     /// Expires one subscription through the writer every delivery goes
     /// through, with the same retries; `false` when it is no longer active
     /// (a renewal came first).
-    async fn expire_one(&self, id: &str, now: Instant) -> Result<bool> {
+    pub(super) async fn expire_subscription(&self, id: &str, now: Instant) -> Result<bool> {
         retrying!(self, self.expire_attempt(id, now))
     }
 
@@ -88,6 +88,7 @@ impl Store {
             via,
         )
         .await?;
+        super::inputs::record(&mut tx, super::InputKind::Expiry, id, now).await?;
         self.commit(tx).await?;
         Ok(true)
     }

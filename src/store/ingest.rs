@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 
 use super::changes::{Cause, CauseKind};
 use super::history::Via;
+use super::inputs::{self, InputKind};
 use super::orders::{self, Buyer, OrderRecord};
 use super::subscriptions::load_for_update;
 use super::tx::{Attempt, retrying};
@@ -120,6 +121,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let effect = apply(&mut tx, integration, replay, via).await?;
         record_attempt(&mut tx, delivery_id, via.at, "replay", &effect).await?;
+        inputs::record(&mut tx, InputKind::Replay, delivery_id, via.at).await?;
         self.commit(tx).await?;
         Ok(Recorded {
             delivery_id: delivery_id.to_owned(),
@@ -415,6 +417,7 @@ async fn register_in(
         at: now,
     };
     orders::write_entitlements(tx, &order, &snapshot, &cause).await?;
+    inputs::record(tx, InputKind::Registration, &order.id, now).await?;
     Ok((order, true))
 }
 
@@ -547,7 +550,13 @@ pub(super) async fn insert_delivery(
     .bind(recorded.subject.as_ref().map(|s| s.id.as_str()))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    inputs::record(
+        conn,
+        InputKind::Delivery,
+        &recorded.delivery_id,
+        inbound.received_at,
+    )
+    .await
 }
 
 /// Records a later attempt at a delivery (registration, replay) beside the

@@ -86,6 +86,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0012_previous_secrets.sql"),
         postgres: include_str!("../../migrations/postgres/0012_previous_secrets.sql"),
     },
+    Migration {
+        version: 13,
+        description: "inputs journal",
+        sqlite: include_str!("../../migrations/sqlite/0013_inputs.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_inputs.sql"),
+    },
 ];
 
 /// An arbitrary constant: the key of the PostgreSQL advisory lock.

@@ -11,6 +11,7 @@ mod entitlements;
 mod grants;
 mod history;
 mod ingest;
+mod inputs;
 mod integrations;
 mod migrate;
 mod orders;
@@ -42,6 +43,7 @@ pub use entitlements::EntitlementRow;
 pub use grants::Grant;
 pub use history::HistoryEntry;
 pub use ingest::{Apply, Inbound, Recorded, Subject};
+pub use inputs::{Input, InputKind};
 pub use integrations::{Integration, IntegrationPut, MAX_KEEP_PREVIOUS_SECRET_SECONDS};
 pub use orders::{Buyer, OrderFilter, OrderRecord};
 pub use outbound::{

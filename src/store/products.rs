@@ -217,6 +217,7 @@ impl Store {
             at: now,
         };
         super::entitlements::recompute_product(&mut tx, key, policy, &cause).await?;
+        super::inputs::record(&mut tx, super::InputKind::Policy, key.as_str(), now).await?;
         self.commit(tx).await?;
         let created = product.created_at == now && product.updated_at == now;
         Ok((product, created))

@@ -153,74 +153,67 @@ impl Store {
         Ok(sqlx::Row::try_get(&row, "n")?)
     }
 
-    /// Up to `limit` stored deliveries after `after`, in arrival order.
-    pub async fn stored_deliveries(&self, after: &str, limit: i64) -> Result<Vec<StoredDelivery>> {
-        sqlx::query(
+    /// The stored deliveries among `ids` (a page of the inputs journal).
+    pub async fn stored_deliveries(&self, ids: &[&str]) -> Result<Vec<StoredDelivery>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
             "SELECT id, integration, received_at, dedup_key, event, body, body_dropped_at, headers,
                  external_ref
-             FROM deliveries WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let dropped = opt_instant(row, "body_dropped_at")?.is_some();
-            Ok(StoredDelivery {
-                id: text(row, "id")?,
-                integration: text(row, "integration")?,
-                received_at: instant(row, "received_at")?,
-                dedup_key: text(row, "dedup_key")?,
-                event: opt_text(row, "event")?,
-                body: if dropped {
-                    None
-                } else {
-                    Some(sqlx::Row::try_get(row, "body")?)
-                },
-                headers: text(row, "headers")?,
-                external_ref: opt_text(row, "external_ref")?,
+             FROM deliveries WHERE id IN (VALUES {})",
+            super::values_list(ids.len(), 1, 1)
+        );
+        let mut query = sqlx::query(trusted(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let dropped = opt_instant(row, "body_dropped_at")?.is_some();
+                Ok(StoredDelivery {
+                    id: text(row, "id")?,
+                    integration: text(row, "integration")?,
+                    received_at: instant(row, "received_at")?,
+                    dedup_key: text(row, "dedup_key")?,
+                    event: opt_text(row, "event")?,
+                    body: if dropped {
+                        None
+                    } else {
+                        Some(sqlx::Row::try_get(row, "body")?)
+                    },
+                    headers: text(row, "headers")?,
+                    external_ref: opt_text(row, "external_ref")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
-    /// Every operator replay, oldest first: (when, delivery id).
-    pub async fn recorded_replays(&self) -> Result<Vec<(Instant, String)>> {
-        sqlx::query(
-            "SELECT at, delivery_id FROM delivery_attempts WHERE trigger = 'replay'
-             ORDER BY at, delivery_id, seq",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| Ok((instant(row, "at")?, text(row, "delivery_id")?)))
-        .collect()
-    }
-
-    /// Up to `limit` order registrations after `after`, oldest first.
-    pub async fn recorded_registrations(
-        &self,
-        after: Option<&(Instant, String)>,
-        limit: i64,
-    ) -> Result<Vec<Registration>> {
-        let (at, id) = after.map_or((i64::MIN, ""), |(at, id)| (micros(*at), id.as_str()));
+    /// The registrations of the orders among `ids` (a page of the inputs
+    /// journal).
+    pub async fn registrations(&self, ids: &[&str]) -> Result<Vec<Registration>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT id, integration, external_id, email, registered_at FROM orders
-             WHERE registered_at IS NOT NULL AND (registered_at, id) > ($1, $2)
-             ORDER BY registered_at, id LIMIT $3",
-        )
-        .bind(at)
-        .bind(id)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-        let ids: Vec<String> = rows
+             WHERE registered_at IS NOT NULL AND id IN (VALUES {})",
+            super::values_list(ids.len(), 1, 1)
+        );
+        let mut query = sqlx::query(trusted(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let found: Vec<String> = rows
             .iter()
             .map(|row| text(row, "id"))
             .collect::<Result<_>>()?;
-        let mut products = super::orders::products_of(&mut conn, &ids).await?;
+        let mut products = super::orders::products_of(&mut conn, &found).await?;
         rows.iter()
             .map(|row| {
                 let order_id = text(row, "id")?;
@@ -236,21 +229,60 @@ impl Store {
             .collect()
     }
 
-    /// Up to `limit` instants after `after` at which the clock expired a
-    /// subscription, oldest first.
-    pub async fn recorded_ticks(&self, after: Option<Instant>, limit: i64) -> Result<Vec<Instant>> {
-        sqlx::query(
-            "SELECT DISTINCT at FROM transitions
-             WHERE source = 'clock' AND subject_kind = 'subscription' AND at > $1
-             ORDER BY at LIMIT $2",
+    /// (integration, external id) of the subscriptions among `ids`, by id:
+    /// what a clock expiry in the journal names, as another store knows it.
+    pub async fn subscription_keys(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, (String, String)>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let sql = format!(
+            "SELECT id, integration, external_id FROM subscriptions WHERE id IN (VALUES {})",
+            super::values_list(ids.len(), 1, 1)
+        );
+        let mut query = sqlx::query(trusted(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    text(row, "id")?,
+                    (text(row, "integration")?, text(row, "external_id")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// The clock's rule for one subscription at `at`, as a tick applies it:
+    /// expired when active and its window (period plus grace) closed before
+    /// `at`. `true` when it was expired.
+    pub async fn expire_if_lapsed(
+        &self,
+        (integration, external_id): (&str, &str),
+        at: Instant,
+    ) -> Result<bool> {
+        let lapsed = sqlx::query(
+            "SELECT s.id AS id FROM subscriptions s
+             JOIN entitlements e ON e.source_kind = 'subscription' AND e.source_id = s.id
+             WHERE s.integration = $1 AND s.external_id = $2
+                 AND e.state = 'active' AND e.access_until < $3
+             LIMIT 1",
         )
-        .bind(after.map_or(i64::MIN, micros))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| instant(row, "at"))
-        .collect()
+        .bind(integration)
+        .bind(external_id)
+        .bind(micros(at))
+        .fetch_optional(&self.pool)
+        .await?;
+        match lapsed {
+            Some(row) => self.expire_subscription(&text(&row, "id")?, at).await,
+            None => Ok(false),
+        }
     }
 
     /// Up to `limit` grants after `after`, by id.
