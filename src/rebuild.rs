@@ -705,7 +705,7 @@ pub fn summary(report: &Report) -> String {
             f.as_ref().map_or("(none)".to_owned(), |f| {
                 format!(
                     "{} {} ({})",
-                    f.state,
+                    f.state.as_str(),
                     f.email.as_str(),
                     plural(f.rows.len() as u64, "entitlement row", "entitlement rows")
                 )

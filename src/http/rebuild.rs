@@ -39,7 +39,7 @@ pub struct RowFactsView {
     pub email: Email,
     #[schema(value_type = String)]
     pub product: ProductKey,
-    pub state: String,
+    pub state: &'static str,
     #[schema(required = true)]
     pub plan: Option<String>,
     /// Whether the row grants access at some time, and when.
@@ -60,7 +60,7 @@ impl From<RowFacts> for RowFactsView {
         Self {
             email: r.email,
             product: r.product,
-            state: r.state,
+            state: r.state.as_str(),
             plan: r.plan,
             grants: r.window.is_some(),
             access_from: r.window.map(|w| w.from),
@@ -74,7 +74,7 @@ impl From<RowFacts> for RowFactsView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SourceFactsView {
     /// The subscription's or order's state; a grant's is `active` or `revoked`.
-    pub state: String,
+    pub state: &'static str,
     #[schema(value_type = String, format = Email)]
     pub email: Email,
     #[schema(value_type = Vec<String>)]
@@ -98,7 +98,7 @@ pub struct SourceFactsView {
 impl From<ImageFacts> for SourceFactsView {
     fn from(f: ImageFacts) -> Self {
         Self {
-            state: f.state,
+            state: f.state.as_str(),
             email: f.email,
             products: f.products,
             plan: f.plan,

@@ -101,6 +101,26 @@ pub(super) async fn insert_transition(
     Ok(())
 }
 
+/// Appends an entry after the source's last one (a write that is no event
+/// of its state machine, as a rebuild's).
+pub(super) async fn append(
+    tx: &mut AnyConnection,
+    kind: SourceKind,
+    subject_id: &str,
+    entry: &HistoryEntry,
+) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM transitions
+         WHERE subject_kind = $1 AND subject_id = $2",
+    )
+    .bind(kind.as_str())
+    .bind(subject_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let seq: i64 = sqlx::Row::try_get(&row, "seq")?;
+    insert_transition(tx, kind, subject_id, seq, entry).await
+}
+
 impl Store {
     /// A subscription's or order's history, oldest first.
     pub async fn history(&self, kind: SourceKind, id: &str) -> Result<Vec<HistoryEntry>> {

@@ -128,6 +128,19 @@ pub(super) async fn load(
     }
 }
 
+pub(super) async fn load_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<OrderRecord>> {
+    let row = sqlx::query(trusted(format!(
+        "SELECT {COLUMNS} FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(from_row(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
 /// Writes the order's ref row: see `order_refs` in the migration.
 pub(super) async fn touch_ref(
     tx: &mut AnyConnection,
@@ -156,36 +169,8 @@ pub(super) async fn insert(
     registered_at: Option<Instant>,
     now: Instant,
 ) -> std::result::Result<OrderRecord, Attempt> {
-    let id = new_id();
-    let inserted = sqlx::query(trusted(format!(
-        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)
-         ON CONFLICT (integration, external_id) DO NOTHING"
-    )))
-    .bind(id.as_str())
-    .bind(integration.id.as_str())
-    .bind(integration.provider.as_str())
-    .bind(external_id)
-    .bind(buyer.email.as_str())
-    .bind(snapshot.state.as_str())
-    .bind(opt_micros(snapshot.paid_at))
-    .bind(opt_micros(registered_at))
-    .bind(micros(now))
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() != 1 {
-        return Err(Attempt::Retry);
-    }
-    for product in &buyer.products {
-        sqlx::query(
-            "INSERT INTO order_products (order_id, product) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(product.as_str())
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(OrderRecord {
-        id,
+    let record = OrderRecord {
+        id: new_id(),
         integration: integration.id.to_string(),
         provider: integration.provider.as_str().to_owned(),
         external_id: external_id.to_owned(),
@@ -196,7 +181,115 @@ pub(super) async fn insert(
         version: 1,
         created_at: now,
         updated_at: now,
-    })
+    };
+    if !insert_row(tx, &record).await? {
+        return Err(Attempt::Retry);
+    }
+    Ok(record)
+}
+
+/// The one INSERT of an order row, with its products; `false` when one with
+/// its (integration, external id) exists already.
+pub(super) async fn insert_row(tx: &mut AnyConnection, record: &OrderRecord) -> Result<bool> {
+    let inserted = sqlx::query(trusted(format!(
+        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (integration, external_id) DO NOTHING"
+    )))
+    .bind(record.id.as_str())
+    .bind(record.integration.as_str())
+    .bind(record.provider.as_str())
+    .bind(record.external_id.as_str())
+    .bind(record.email.as_str())
+    .bind(record.snapshot.state.as_str())
+    .bind(opt_micros(record.snapshot.paid_at))
+    .bind(opt_micros(record.registered_at))
+    .bind(record.version)
+    .bind(micros(record.created_at))
+    .bind(micros(record.updated_at))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() != 1 {
+        return Ok(false);
+    }
+    set_products(tx, &record.id, &record.products).await?;
+    Ok(true)
+}
+
+/// An order's products: exactly `products`.
+async fn set_products(tx: &mut AnyConnection, id: &str, products: &[ProductKey]) -> Result<()> {
+    sqlx::query("DELETE FROM order_products WHERE order_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    for product in products {
+        sqlx::query(
+            "INSERT INTO order_products (order_id, product) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(product.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What the one UPDATE of an order row writes.
+pub(super) struct OrderWrite<'a> {
+    pub email: &'a Email,
+    /// `None`: the products stay as they are.
+    pub products: Option<&'a [ProductKey]>,
+    pub snapshot: &'a Snapshot,
+    /// The number of its history entries after this write.
+    pub version: i64,
+    pub updated_at: Instant,
+}
+
+/// The one UPDATE of an order row: a compare-and-set on its version; `false`
+/// when it is no longer at `version`.
+pub(super) async fn update_row(
+    tx: &mut AnyConnection,
+    (id, version): (&str, i64),
+    write: &OrderWrite<'_>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orders SET email = $1, state = $2, paid_at = $3, version = $4, updated_at = $5
+         WHERE id = $6 AND version = $7",
+    )
+    .bind(write.email.as_str())
+    .bind(write.snapshot.state.as_str())
+    .bind(opt_micros(write.snapshot.paid_at))
+    .bind(write.version)
+    .bind(micros(write.updated_at))
+    .bind(id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some(products) = write.products {
+        set_products(tx, id, products).await?;
+    }
+    Ok(true)
+}
+
+/// The one DELETE of an order row and its products (a rebuild removing a
+/// source the stored inputs do not make), at `version`; `false` when it
+/// moved on.
+pub(super) async fn delete_row(tx: &mut AnyConnection, id: &str, version: i64) -> Result<bool> {
+    let deleted = sqlx::query("DELETE FROM orders WHERE id = $1 AND version = $2")
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if deleted == 1 {
+        sqlx::query("DELETE FROM order_products WHERE order_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(deleted == 1)
 }
 
 /// Compare-and-set of an order's state on its version: `current` becomes
@@ -209,20 +302,14 @@ pub(super) async fn update(
     (version, changed): (i64, bool),
     now: Instant,
 ) -> std::result::Result<i64, Attempt> {
-    let updated_at = if changed { now } else { current.updated_at };
-    let done = sqlx::query(
-        "UPDATE orders SET state = $1, paid_at = $2, version = $3, updated_at = $4
-         WHERE id = $5 AND version = $6",
-    )
-    .bind(next.state.as_str())
-    .bind(opt_micros(next.paid_at))
-    .bind(version)
-    .bind(micros(updated_at))
-    .bind(current.id.as_str())
-    .bind(current.version)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != 1 {
+    let write = OrderWrite {
+        email: &current.email,
+        products: None,
+        snapshot: next,
+        version,
+        updated_at: if changed { now } else { current.updated_at },
+    };
+    if !update_row(tx, (&current.id, current.version), &write).await? {
         return Err(Attempt::Retry);
     }
     Ok(version)
@@ -317,15 +404,6 @@ impl Store {
 
     pub async fn order(&self, id: &str) -> Result<Option<OrderRecord>> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(trusted(format!(
-            "SELECT {COLUMNS} FROM orders WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        match row {
-            Some(row) => Ok(Some(from_row(&mut conn, &row).await?)),
-            None => Ok(None),
-        }
+        load_by_id(&mut conn, id).await
     }
 }

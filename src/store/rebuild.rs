@@ -18,7 +18,7 @@ use super::{
     Integration, Result, Store, StoreError, instant, micros, opt_instant, opt_micros, opt_text,
     text, trusted,
 };
-use crate::domain::access::{SourceKind, Window};
+use crate::domain::access::{SourceKind, SourceState, Window};
 use crate::domain::{Email, Instant, Outcome, ProductKey};
 
 /// A delivery as stored, to be applied again.
@@ -65,7 +65,7 @@ pub struct Image {
 /// The compared part of an [`Image`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
-    pub state: String,
+    pub state: SourceState,
     pub email: Email,
     pub products: Vec<ProductKey>,
     pub plan: Option<String>,
@@ -81,7 +81,7 @@ pub struct Facts {
 pub struct RowFacts {
     pub product: ProductKey,
     pub email: Email,
-    pub state: String,
+    pub state: SourceState,
     pub plan: Option<String>,
     pub start: Instant,
     pub end: Option<Instant>,
@@ -94,7 +94,7 @@ impl From<&EntitlementRow> for RowFacts {
         Self {
             product: r.product.clone(),
             email: r.email.clone(),
-            state: r.state.as_str().to_owned(),
+            state: r.state,
             plan: r.plan.clone(),
             start: r.facts.start,
             end: r.facts.end,
@@ -566,7 +566,7 @@ async fn images(
                     version: s.version,
                     touched: s.updated_at,
                     facts: Facts {
-                        state: s.snapshot.state.as_str().to_owned(),
+                        state: SourceState::Subscription(s.snapshot.state),
                         email: s.snapshot.email,
                         products: vec![s.snapshot.product],
                         plan: s.snapshot.plan,
@@ -591,7 +591,7 @@ async fn images(
                         version: o.version,
                         touched: o.updated_at,
                         facts: Facts {
-                            state: o.snapshot.state.as_str().to_owned(),
+                            state: SourceState::Order(o.snapshot.state),
                             email: o.email,
                             products: o.products,
                             plan: None,
@@ -615,12 +615,9 @@ async fn images(
                     version: 0,
                     touched: g.revoked_at.unwrap_or(g.created_at),
                     facts: Facts {
-                        state: if g.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        }
-                        .to_owned(),
+                        state: SourceState::Grant {
+                            revoked: g.revoked_at.is_some(),
+                        },
                         email: g.email,
                         products: vec![g.product],
                         plan: None,
@@ -660,7 +657,9 @@ async fn image_by_id(
 }
 
 /// Makes the live source `live` what was derived (`derived`; `None`: the
-/// source should not exist), inside the rebuild's transaction.
+/// source should not exist), inside the rebuild's transaction, through the
+/// same statements as every other write of a source (`subscriptions` and
+/// `orders`), its entitlement rows through the one writer of rows.
 async fn write_source(
     tx: &mut AnyConnection,
     scratch: &mut AnyConnection,
@@ -675,47 +674,46 @@ async fn write_source(
     // The live source keeps its id; one that is only derived takes the
     // scratch store's.
     let id = live.map_or(any.id.as_str(), |l| l.id.as_str());
-    let written = match (live, derived) {
-        (Some(l), Some(d)) => update_source(tx, id, l.version, d, cause.at).await?,
-        (None, Some(d)) => match insert_source(tx, scratch, d).await {
-            // The same source made live since it was compared.
-            Err(StoreError::Database(e)) if super::tx::is_unique_violation(&e) => false,
-            other => other.map(|()| true)?,
-        },
-        (Some(l), None) => delete_source(tx, kind, id, l.version).await?,
-        (None, None) => true,
+    let live_at = live.map(|l| (l.id.as_str(), l.version));
+    let derived_id = derived.map(|d| d.id.as_str());
+    let written = match kind {
+        SourceKind::Subscription => {
+            write_subscription(tx, scratch, live_at, derived_id, cause.at).await?
+        }
+        SourceKind::Order => write_order(tx, scratch, live_at, derived_id, cause.at).await?,
+        // A grant is its own record: only its rows can need writing.
+        SourceKind::Grant => Written::Updated,
     };
-    if !written {
-        return Err(StoreError::Changed(format!(
-            "{} {id} changed while the rebuild wrote it; run it again",
-            kind.as_str()
-        )));
-    }
-    if kind != SourceKind::Grant {
-        let seq: i64 = sqlx::Row::try_get(
-            &sqlx::query(
-                "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM transitions
-                 WHERE subject_kind = $1 AND subject_id = $2",
-            )
-            .bind(kind.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?,
-            "seq",
-        )?;
-        let entry = HistoryEntry {
-            at: cause.at,
-            event: "rebuild".to_owned(),
-            from_state: live.map(|l| l.facts.state.clone()),
-            to_state: derived.map(|d| d.facts.state.clone()),
-            outcome: Outcome::Applied,
-            reason: Some("re-derived from the stored deliveries".to_owned()),
-            delivery_id: None,
-            source: CauseKind::Rebuild.as_str().to_owned(),
-            plan: derived.and_then(|d| d.facts.plan.clone()),
-            previous_plan: None,
-        };
-        insert_transition(tx, kind, id, seq, &entry).await?;
+    match written {
+        Written::Lost => {
+            return Err(StoreError::Changed(format!(
+                "{} {id} changed while the rebuild wrote it; run it again",
+                kind.as_str()
+            )));
+        }
+        // A source only derived comes with the history its derivation gave it.
+        Written::Inserted => {
+            let history = super::history::history_of(&mut *scratch, kind, id).await?;
+            for (seq, entry) in (1..).zip(&history) {
+                insert_transition(tx, kind, id, seq, entry).await?;
+            }
+        }
+        Written::Updated if kind != SourceKind::Grant => {
+            let entry = HistoryEntry {
+                at: cause.at,
+                event: "rebuild".to_owned(),
+                from_state: live.map(|l| l.facts.state.as_str().to_owned()),
+                to_state: derived.map(|d| d.facts.state.as_str().to_owned()),
+                outcome: Outcome::Applied,
+                reason: Some("re-derived from the stored deliveries".to_owned()),
+                delivery_id: None,
+                source: CauseKind::Rebuild.as_str().to_owned(),
+                plan: derived.and_then(|d| d.facts.plan.clone()),
+                previous_plan: None,
+            };
+            super::history::append(tx, kind, id, &entry).await?;
+        }
+        Written::Updated => {}
     }
     // The derived rows, under the live id; none when the source goes.
     let rows = match derived {
@@ -732,192 +730,76 @@ async fn write_source(
     replace_for_source(tx, kind, id, rows, cause).await
 }
 
-/// Writes the derived facts over the live source at `version`; `false` when
-/// it is no longer at that version (a writer came between).
-async fn update_source(
-    tx: &mut AnyConnection,
-    id: &str,
-    version: i64,
-    d: &Image,
-    now: Instant,
-) -> Result<bool> {
-    let f = &d.facts;
-    let updated = match d.kind {
-        SourceKind::Subscription => sqlx::query(
-            "UPDATE subscriptions SET email = $1, product = $2, plan = $3, state = $4,
-                     current_period_start = $5, current_period_end = $6, access_from = $7,
-                     version = version + 1, updated_at = $8
-                 WHERE id = $9 AND version = $10",
-        )
-        .bind(f.email.as_str())
-        .bind(f.products.first().map(ProductKey::as_str))
-        .bind(f.plan.as_deref())
-        .bind(f.state.as_str())
-        .bind(opt_micros(f.period_start))
-        .bind(opt_micros(f.period_end))
-        .bind(opt_micros(f.since))
-        .bind(micros(now))
-        .bind(id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected(),
-        SourceKind::Order => {
-            let updated = sqlx::query(
-                "UPDATE orders SET email = $1, state = $2, paid_at = $3, version = version + 1,
-                     updated_at = $4
-                 WHERE id = $5 AND version = $6",
-            )
-            .bind(f.email.as_str())
-            .bind(f.state.as_str())
-            .bind(opt_micros(f.since))
-            .bind(micros(now))
-            .bind(id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 1 {
-                set_order_products(tx, id, &f.products).await?;
-            }
-            updated
-        }
-        // A grant is its own record: only its row can need writing.
-        SourceKind::Grant => 1,
-    };
-    Ok(updated == 1)
+/// What writing one source came to.
+enum Written {
+    /// Only derived: inserted as derived.
+    Inserted,
+    /// Updated to what was derived, or deleted.
+    Updated,
+    /// A writer came between (the live source moved on, or the derived one
+    /// was made live meanwhile).
+    Lost,
 }
 
-async fn set_order_products(
-    tx: &mut AnyConnection,
-    id: &str,
-    products: &[ProductKey],
-) -> Result<()> {
-    sqlx::query("DELETE FROM order_products WHERE order_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    for product in products {
-        sqlx::query("INSERT INTO order_products (order_id, product) VALUES ($1, $2)")
-            .bind(id)
-            .bind(product.as_str())
-            .execute(&mut *tx)
-            .await?;
+/// An insert that finds the source there already lost a race.
+fn inserted(result: Result<bool>) -> Result<Written> {
+    match result {
+        Ok(true) => Ok(Written::Inserted),
+        Ok(false) => Ok(Written::Lost),
+        Err(StoreError::Database(e)) if super::tx::is_unique_violation(&e) => Ok(Written::Lost),
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
-/// A source only the derivation has: its row as derived, and the history
-/// the derivation gave it.
-async fn insert_source(
+fn updated(done: bool) -> Written {
+    if done { Written::Updated } else { Written::Lost }
+}
+
+async fn write_subscription(
     tx: &mut AnyConnection,
     scratch: &mut AnyConnection,
-    d: &Image,
-) -> Result<()> {
-    let f = &d.facts;
-    match d.kind {
-        SourceKind::Subscription => {
-            let row = sqlx::query(trusted(format!(
-                "SELECT {} FROM subscriptions WHERE id = $1",
-                super::subscriptions::COLUMNS
-            )))
-            .bind(d.id.as_str())
-            .fetch_one(&mut *scratch)
-            .await?;
-            let s = super::subscriptions::from_row(&row)?;
-            sqlx::query(trusted(format!(
-                "INSERT INTO subscriptions ({}) VALUES
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                super::subscriptions::COLUMNS
-            )))
-            .bind(s.id.as_str())
-            .bind(s.integration.as_str())
-            .bind(s.provider.as_str())
-            .bind(s.external_id.as_str())
-            .bind(f.email.as_str())
-            .bind(s.snapshot.product.as_str())
-            .bind(f.plan.as_deref())
-            .bind(f.state.as_str())
-            .bind(opt_micros(f.period_start))
-            .bind(opt_micros(f.period_end))
-            .bind(micros(s.snapshot.access_from))
-            .bind(s.version)
-            .bind(micros(s.created_at))
-            .bind(micros(s.updated_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        SourceKind::Order => {
-            let row = sqlx::query(trusted(format!(
-                "SELECT {} FROM orders WHERE id = $1",
-                super::orders::COLUMNS
-            )))
-            .bind(d.id.as_str())
-            .fetch_one(&mut *scratch)
-            .await?;
-            let o = super::orders::record(&row, f.products.clone())?;
-            sqlx::query(trusted(format!(
-                "INSERT INTO orders ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                super::orders::COLUMNS
-            )))
-            .bind(o.id.as_str())
-            .bind(o.integration.as_str())
-            .bind(o.provider.as_str())
-            .bind(o.external_id.as_str())
-            .bind(o.email.as_str())
-            .bind(o.snapshot.state.as_str())
-            .bind(opt_micros(o.snapshot.paid_at))
-            .bind(opt_micros(o.registered_at))
-            .bind(o.version)
-            .bind(micros(o.created_at))
-            .bind(micros(o.updated_at))
-            .execute(&mut *tx)
-            .await?;
-            set_order_products(tx, &o.id, &o.products).await?;
-        }
-        // Grants are copied from the live store: never only derived.
-        SourceKind::Grant => return Ok(()),
-    }
-    let history = super::history::history_of(&mut *scratch, d.kind, &d.id).await?;
-    for (seq, entry) in (1..).zip(&history) {
-        insert_transition(tx, d.kind, &d.id, seq, entry).await?;
-    }
-    Ok(())
+    live: Option<(&str, i64)>,
+    derived: Option<&str>,
+    now: Instant,
+) -> Result<Written> {
+    use super::subscriptions as s;
+    let derived = match derived {
+        Some(id) => s::load_by_id(scratch, id).await?,
+        None => None,
+    };
+    Ok(match (live, derived) {
+        (Some(at), Some(d)) => updated(s::update_row(tx, at, &d.snapshot, now).await?),
+        (None, Some(d)) => inserted(s::insert_row(tx, &d).await)?,
+        (Some((id, version)), None) => updated(s::delete_row(tx, id, version).await?),
+        (None, None) => Written::Updated,
+    })
 }
 
-/// Deletes the live source at `version`; `false` when it is no longer at
-/// that version.
-async fn delete_source(
+async fn write_order(
     tx: &mut AnyConnection,
-    kind: SourceKind,
-    id: &str,
-    version: i64,
-) -> Result<bool> {
-    let deleted = match kind {
-        SourceKind::Subscription => {
-            sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND version = $2")
-                .bind(id)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        }
-        SourceKind::Order => {
-            let deleted = sqlx::query("DELETE FROM orders WHERE id = $1 AND version = $2")
-                .bind(id)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 1 {
-                sqlx::query("DELETE FROM order_products WHERE order_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            deleted
-        }
-        SourceKind::Grant => 1,
+    scratch: &mut AnyConnection,
+    live: Option<(&str, i64)>,
+    derived: Option<&str>,
+    now: Instant,
+) -> Result<Written> {
+    use super::orders as o;
+    let derived = match derived {
+        Some(id) => o::load_by_id(scratch, id).await?,
+        None => None,
     };
-    Ok(deleted == 1)
+    Ok(match (live, derived) {
+        (Some(at), Some(d)) => {
+            let write = o::OrderWrite {
+                email: &d.email,
+                products: Some(&d.products),
+                snapshot: &d.snapshot,
+                version: at.1 + 1,
+                updated_at: now,
+            };
+            updated(o::update_row(tx, at, &write).await?)
+        }
+        (None, Some(d)) => inserted(o::insert_row(tx, &d).await)?,
+        (Some((id, version)), None) => updated(o::delete_row(tx, id, version).await?),
+        (None, None) => Written::Updated,
+    })
 }

@@ -186,62 +186,33 @@ async fn record_decision(
     previous_plan: Option<&str>,
     via: Via<'_>,
 ) -> std::result::Result<Option<String>, Attempt> {
-    let now = micros(via.at);
     let (id, version) = match (current, &decision.next) {
         (None, None) => return Ok(None),
         (None, Some(next)) => {
-            let id = new_id();
-            let inserted = sqlx::query(trusted(format!(
-                "INSERT INTO subscriptions ({COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)
-                 ON CONFLICT (integration, external_id) DO NOTHING"
-            )))
-            .bind(&id)
-            .bind(integration)
-            .bind(provider)
-            .bind(external_id)
-            .bind(next.email.as_str())
-            .bind(next.product.as_str())
-            .bind(next.plan.as_deref())
-            .bind(next.state.as_str())
-            .bind(opt_micros(next.current_period_start))
-            .bind(opt_micros(next.current_period_end))
-            .bind(micros(next.access_from))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() != 1 {
+            let record = SubscriptionRecord {
+                id: new_id(),
+                integration: integration.to_owned(),
+                provider: provider.to_owned(),
+                external_id: external_id.to_owned(),
+                snapshot: next.clone(),
+                version: 1,
+                created_at: via.at,
+                updated_at: via.at,
+            };
+            if !insert_row(tx, &record).await? {
                 // Created concurrently: decide again against what won.
                 return Err(Attempt::Retry);
             }
-            (id, 1)
+            (record.id, 1)
         }
         (Some(current), next) => {
             let snapshot = next.as_ref().unwrap_or(&current.snapshot);
             let updated_at = if next.is_some() {
-                now
+                via.at
             } else {
-                micros(current.updated_at)
+                current.updated_at
             };
-            let updated = sqlx::query(
-                "UPDATE subscriptions SET email = $1, product = $2, plan = $3, state = $4,
-                     current_period_start = $5, current_period_end = $6, access_from = $7,
-                     version = version + 1, updated_at = $8
-                 WHERE id = $9 AND version = $10",
-            )
-            .bind(snapshot.email.as_str())
-            .bind(snapshot.product.as_str())
-            .bind(snapshot.plan.as_deref())
-            .bind(snapshot.state.as_str())
-            .bind(opt_micros(snapshot.current_period_start))
-            .bind(opt_micros(snapshot.current_period_end))
-            .bind(micros(snapshot.access_from))
-            .bind(updated_at)
-            .bind(&current.id)
-            .bind(current.version)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
+            if !update_row(tx, (&current.id, current.version), snapshot, updated_at).await? {
                 // Another delivery changed it since we read it.
                 return Err(Attempt::Retry);
             }
@@ -268,6 +239,74 @@ async fn record_decision(
     )
     .await?;
     Ok(Some(id))
+}
+
+/// The one INSERT of a subscription row; `false` when one with its
+/// (integration, external id) exists already.
+pub(super) async fn insert_row(tx: &mut AnyConnection, record: &SubscriptionRecord) -> Result<bool> {
+    let s = &record.snapshot;
+    let inserted = sqlx::query(trusted(format!(
+        "INSERT INTO subscriptions ({COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (integration, external_id) DO NOTHING"
+    )))
+    .bind(&record.id)
+    .bind(&record.integration)
+    .bind(&record.provider)
+    .bind(&record.external_id)
+    .bind(s.email.as_str())
+    .bind(s.product.as_str())
+    .bind(s.plan.as_deref())
+    .bind(s.state.as_str())
+    .bind(opt_micros(s.current_period_start))
+    .bind(opt_micros(s.current_period_end))
+    .bind(micros(s.access_from))
+    .bind(record.version)
+    .bind(micros(record.created_at))
+    .bind(micros(record.updated_at))
+    .execute(&mut *tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// The one UPDATE of a subscription row: a compare-and-set on its version,
+/// which it moves on by one; `false` when it is no longer at `version`.
+pub(super) async fn update_row(
+    tx: &mut AnyConnection,
+    (id, version): (&str, i64),
+    snapshot: &Snapshot,
+    updated_at: Instant,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE subscriptions SET email = $1, product = $2, plan = $3, state = $4,
+             current_period_start = $5, current_period_end = $6, access_from = $7,
+             version = version + 1, updated_at = $8
+         WHERE id = $9 AND version = $10",
+    )
+    .bind(snapshot.email.as_str())
+    .bind(snapshot.product.as_str())
+    .bind(snapshot.plan.as_deref())
+    .bind(snapshot.state.as_str())
+    .bind(opt_micros(snapshot.current_period_start))
+    .bind(opt_micros(snapshot.current_period_end))
+    .bind(micros(snapshot.access_from))
+    .bind(micros(updated_at))
+    .bind(id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// The one DELETE of a subscription row (a rebuild removing a source the
+/// stored deliveries do not make), at `version`; `false` when it moved on.
+pub(super) async fn delete_row(tx: &mut AnyConnection, id: &str, version: i64) -> Result<bool> {
+    let deleted = sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND version = $2")
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
 }
 
 /// The current state of a subscription or order, by id.
