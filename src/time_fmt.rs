@@ -1,11 +1,35 @@
-//! Instants on the wire and in storage. The API speaks RFC 3339 UTC
+//! Instants: the type, the range the service accepts, saturating arithmetic,
+//! and their forms on the wire and in storage. The API speaks RFC 3339 UTC
 //! (`2026-05-01T08:30:00Z`); storage keeps unix microseconds, which both engines
 //! carry as a plain integer; providers send whatever their serialiser produced.
 
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::domain::{Instant, MAX_INSTANT, MIN_INSTANT};
+/// An instant, as the service holds it.
+pub type Instant = OffsetDateTime;
+
+/// The earliest instant the service accepts: `1970-01-01T00:00:00Z`.
+pub const MIN_INSTANT: Instant = time::macros::datetime!(1970-01-01 00:00:00 UTC);
+
+/// The latest instant the service accepts: `9999-12-31T23:59:59Z`. Arithmetic on
+/// instants saturates here, so a period ending at the bound plus any grace is
+/// still the bound, never an overflow.
+pub const MAX_INSTANT: Instant = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// `at` plus `seconds` (which may be negative), clamped to
+/// [`MIN_INSTANT`]..=[`MAX_INSTANT`].
+pub fn add_seconds(at: Instant, seconds: i64) -> Instant {
+    let sum = i128::from(at.unix_timestamp()) + i128::from(seconds);
+    if sum >= i128::from(MAX_INSTANT.unix_timestamp()) {
+        return MAX_INSTANT;
+    }
+    if sum < i128::from(MIN_INSTANT.unix_timestamp()) {
+        return MIN_INSTANT;
+    }
+    at.checked_add(time::Duration::seconds(seconds))
+        .map_or(MAX_INSTANT, |sum| sum.min(MAX_INSTANT))
+}
 
 /// Formats as RFC 3339 in UTC, with fractional seconds only when there are any.
 /// Every instant the service holds is within [`MIN_INSTANT`]..=[`MAX_INSTANT`];

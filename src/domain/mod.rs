@@ -9,7 +9,6 @@ pub mod subscription;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// Why a raw value could not become a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -259,30 +258,9 @@ impl CanceledAccess {
     }
 }
 
-/// An instant, as the domain sees it.
-pub type Instant = OffsetDateTime;
-
-/// The earliest instant the service accepts: `1970-01-01T00:00:00Z`.
-pub const MIN_INSTANT: Instant = time::macros::datetime!(1970-01-01 00:00:00 UTC);
-
-/// The latest instant the service accepts: `9999-12-31T23:59:59Z`. Arithmetic on
-/// instants saturates here, so a period ending at the bound plus any grace is
-/// still the bound, never an overflow.
-pub const MAX_INSTANT: Instant = time::macros::datetime!(9999-12-31 23:59:59 UTC);
-
-/// `at` plus `seconds` (which may be negative), clamped to
-/// [`MIN_INSTANT`]..=[`MAX_INSTANT`].
-pub fn add_seconds(at: Instant, seconds: i64) -> Instant {
-    let sum = i128::from(at.unix_timestamp()) + i128::from(seconds);
-    if sum >= i128::from(MAX_INSTANT.unix_timestamp()) {
-        return MAX_INSTANT;
-    }
-    if sum < i128::from(MIN_INSTANT.unix_timestamp()) {
-        return MIN_INSTANT;
-    }
-    at.checked_add(time::Duration::seconds(seconds))
-        .map_or(MAX_INSTANT, |sum| sum.min(MAX_INSTANT))
-}
+/// Instants, their range and their arithmetic live with their wire and
+/// storage forms (`time_fmt`, a leaf the domain builds on).
+pub use crate::time_fmt::{Instant, MAX_INSTANT, MIN_INSTANT, add_seconds};
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{
     Filter, Result, Store, StoreError, instant, micros, opt_instant, opt_micros, opt_text, text,
+    trusted,
 };
 use crate::domain::access::{Reason, SourceKind};
 use crate::domain::{Email, Instant, ProductKey};
@@ -110,22 +111,25 @@ pub(super) const LAST_COLUMNS: &str = "l.entitled AS last_entitled, l.reason AS 
 /// Changes per INSERT (17 parameters each, well under both engines' limits).
 const APPEND_CHUNK: usize = 200;
 
+/// A change appended: its row id, email and product.
+pub(super) type Appended = (i64, String, String);
+
 /// Appends the changes among `compared` (those whose answer differs),
 /// numbered on SQLite, unnumbered on PostgreSQL (see [`Sequencer`]). Returns
-/// how many.
+/// what it appended.
 pub(super) async fn append(
     tx: &mut AnyConnection,
     cause: &Cause<'_>,
     source: Option<(SourceKind, &str)>,
     compared: &[Compared<'_>],
-) -> Result<usize> {
+) -> Result<Vec<Appended>> {
     let changed: Vec<&Compared<'_>> = compared
         .iter()
         .filter(|c| c.before.as_ref() != Some(&c.after))
         .filter(|c| c.before.is_some() || c.after.reason != Reason::NoEntitlement)
         .collect();
     if changed.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     // SQLite has one writer at a time: its changes are numbered as they are
     // appended (a rolled-back savepoint takes its numbers back with it).
@@ -184,8 +188,29 @@ pub(super) async fn append(
             ));
         }
     }
-    super::outbound::enqueue(tx, &inserted, crate::time_fmt::now()).await?;
-    Ok(changed.len())
+    Ok(inserted)
+}
+
+/// The last change of each customer of `product` in the log, by email.
+pub(super) async fn last_of_product(
+    tx: &mut AnyConnection,
+    product: &ProductKey,
+) -> Result<std::collections::HashMap<String, Answer>> {
+    let mut last = std::collections::HashMap::new();
+    for row in sqlx::query(trusted(format!(
+        "SELECT l.email AS email, {} FROM changes l
+         WHERE l.id IN (SELECT MAX(id) FROM changes WHERE product = $1 GROUP BY email)",
+        LAST_COLUMNS
+    )))
+    .bind(product.as_str())
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        if let Some(answer) = answer_in(&row, "last_")? {
+            last.insert(text(&row, "email")?, answer);
+        }
+    }
+    Ok(last)
 }
 
 /// PostgreSQL: numbers up to `limit` committed unnumbered changes, and as

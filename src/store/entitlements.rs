@@ -4,13 +4,12 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::changes::{self, Answer, Cause, CauseKind, Compared};
-use super::timers::{self, Timer};
+use super::changes::{self, Answer};
 use super::{
     Result, Store, StoreError, flag, instant, micros, opt_instant, opt_micros, opt_text, text,
     trusted,
 };
-use crate::domain::access::{self, Facts, Reason, SourceKind, SourceState, Window};
+use crate::domain::access::{self, Facts, SourceKind, SourceState, Window};
 use crate::domain::{Email, Instant, Policy, ProductKey};
 
 /// One entitlement row.
@@ -120,95 +119,6 @@ impl Answer {
     }
 }
 
-/// Replaces every row of one source with `rows` (their windows computed here,
-/// under the product's policy as this transaction reads it), and appends to the
-/// change log every answer this changes: for each (customer, product) the
-/// source had or now has rows for, the answer at `cause.at` before and after.
-///
-/// On PostgreSQL the pairs written are locked first (see [`lock`]): two
-/// writers of one pair take turns, so each compares against what the other
-/// committed and their changes enter the log in commit order.
-///
-/// The common case (the source's rows stay on the same pairs) is four
-/// statements: lock, read the pairs' rows and policies, upsert, append.
-pub(super) async fn replace_for_source(
-    tx: &mut AnyConnection,
-    kind: SourceKind,
-    source_id: &str,
-    mut rows: Vec<EntitlementRow>,
-    cause: &Cause<'_>,
-) -> Result<()> {
-    let mut pairs: Vec<(Email, ProductKey)> = rows
-        .iter()
-        .map(|r| (r.email.clone(), r.product.clone()))
-        .collect();
-    pairs.sort();
-    pairs.dedup();
-    lock(tx, &pairs).await?;
-    let mut seen = read_pairs(tx, &pairs, Some((kind, source_id))).await?;
-    let own = |r: &EntitlementRow| r.state.kind() == kind && r.source_id == source_id;
-    // No rows at all: the source is gone (a rebuild removing it).
-    let moved = rows.is_empty()
-        || seen.own_rows > seen.rows.iter().flatten().filter(|r| own(r)).count() as i64;
-    if moved {
-        // The source leaves a pair (a subscription moved to another product or
-        // customer): that pair's answer changes too.
-        pairs.extend(source_pairs(tx, kind, source_id).await?);
-        pairs.sort();
-        pairs.dedup();
-        lock(tx, &pairs).await?;
-        seen = read_pairs(tx, &pairs, Some((kind, source_id))).await?;
-        sqlx::query("DELETE FROM entitlements WHERE source_kind = $1 AND source_id = $2")
-            .bind(kind.as_str())
-            .bind(source_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for row in &mut rows {
-        let policy = seen.policies.get(&row.product).cloned().unwrap_or_default();
-        row.window = access::window(&row.facts, &policy);
-    }
-    for row in &rows {
-        upsert(tx, row).await?;
-    }
-
-    let mut compared = Vec::with_capacity(pairs.len());
-    let mut timers = Vec::with_capacity(pairs.len());
-    for (((email, product), before), last) in pairs.iter().zip(&seen.rows).zip(seen.last) {
-        let mut after: Vec<EntitlementRow> = before.iter().filter(|r| !own(r)).cloned().collect();
-        after.extend(
-            rows.iter()
-                .filter(|r| &r.email == email && &r.product == product)
-                .cloned(),
-        );
-        after.sort_by(|a, b| (a.changed_at, &a.source_id).cmp(&(b.changed_at, &b.source_id)));
-        // Rows that answered `no_entitlement` (a grant not yet begun) showed
-        // nothing: `previous` is null, as for no rows.
-        let stored =
-            || Some(Answer::of(before, cause.at)).filter(|a| a.reason != Reason::NoEntitlement);
-        compared.push(Compared {
-            email,
-            product,
-            // What was last published, except for a rebuild: it repairs rows
-            // changed behind the log's back, and the access API answered from
-            // those rows, so the change is from what they answered.
-            before: if cause.kind == CauseKind::Rebuild {
-                stored()
-            } else {
-                last.or_else(stored)
-            },
-            after: Answer::of(&after, cause.at),
-        });
-        timers.push(Timer::after(email, product, &after, cause.at));
-    }
-    changes::append(tx, cause, Some((kind, source_id)), &compared).await?;
-    timers::set(tx, &timers).await?;
-    let mut emails: Vec<&Email> = pairs.iter().map(|(email, _)| email).collect();
-    emails.dedup();
-    super::reads::touch_customers(tx, &emails).await?;
-    Ok(())
-}
-
 /// PostgreSQL only (SQLite has one writer at a time): locks `pairs` for the
 /// rest of the transaction, and their products in shared mode, which a policy
 /// change takes exclusively (see [`lock_product`]). Advisory locks on hashed
@@ -307,7 +217,7 @@ pub(super) async fn read_pairs(
              WHERE product = k.column2 AND email = k.column1)
          LEFT JOIN entitlements e ON e.email = k.column1 AND e.product = k.column2
          ORDER BY k.column3, e.changed_at, e.source_id",
-        policy = super::products::POLICY_COLUMNS
+        policy = super::policies::POLICY_COLUMNS
             .split(", ")
             .map(|c| format!("p.{c} AS {c}"))
             .collect::<Vec<_>>()
@@ -328,7 +238,7 @@ pub(super) async fn read_pairs(
         seen.own_rows = sqlx::Row::try_get(&row, "own_rows")?;
         seen.last[pair] = changes::answer_in(&row, "last_")?;
         if opt_text(&row, "policy_key")?.is_some() {
-            let policy = super::products::policy_from_row(&row)?;
+            let policy = super::policies::policy_from_row(&row)?;
             seen.policies.insert(pairs[pair].1.clone(), policy);
         }
         if opt_text(&row, "source_kind")?.is_some() {
@@ -339,7 +249,7 @@ pub(super) async fn read_pairs(
 }
 
 /// The pairs a source has rows for.
-async fn source_pairs(
+pub(super) async fn source_pairs(
     tx: &mut AnyConnection,
     kind: SourceKind,
     source_id: &str,
@@ -360,7 +270,7 @@ async fn source_pairs(
 }
 
 /// Writes one row, over the source's row for the same product if there is one.
-async fn upsert(tx: &mut AnyConnection, row: &EntitlementRow) -> Result<()> {
+pub(super) async fn upsert(tx: &mut AnyConnection, row: &EntitlementRow) -> Result<()> {
     let window = row.window;
     sqlx::query(trusted(format!(
         "INSERT INTO entitlements ({COLUMNS})
@@ -390,15 +300,12 @@ async fn upsert(tx: &mut AnyConnection, row: &EntitlementRow) -> Result<()> {
     Ok(())
 }
 
-/// Recomputes the window of every row of a product under a new policy, and
-/// appends the answers that changes (cause `policy`).
-pub(super) async fn recompute_product(
+/// Every row of `product`, by customer.
+pub(super) async fn of_product(
     tx: &mut AnyConnection,
     product: &ProductKey,
-    policy: &Policy,
-    cause: &Cause<'_>,
-) -> Result<()> {
-    let rows = sqlx::query(trusted(format!(
+) -> Result<Vec<EntitlementRow>> {
+    sqlx::query(trusted(format!(
         "SELECT {COLUMNS} FROM entitlements WHERE product = $1 ORDER BY email, changed_at, source_id"
     )))
     .bind(product.as_str())
@@ -406,81 +313,29 @@ pub(super) async fn recompute_product(
     .await?
     .iter()
     .map(from_row)
-    .collect::<Result<Vec<_>>>()?;
-    let recomputed: Vec<EntitlementRow> = rows
-        .iter()
-        .map(|row| EntitlementRow {
-            window: access::window(&row.facts, policy),
-            ..row.clone()
-        })
-        .collect();
-    let moved: Vec<&EntitlementRow> = rows
-        .iter()
-        .zip(&recomputed)
-        .filter(|(row, new)| new.window != row.window)
-        .map(|(_, new)| new)
-        .collect();
-    for chunk in moved.chunks(UPDATE_CHUNK) {
-        update_windows(tx, product, chunk).await?;
-    }
-    let mut last = last_changes(tx, product).await?;
-    // Rows come by customer: one comparison per customer, before and after.
-    let mut compared = Vec::new();
-    let mut timers = Vec::new();
-    let mut start = 0;
-    for customer in rows.chunk_by(|a, b| a.email == b.email) {
-        let end = start + customer.len();
-        timers.push(Timer::after(
-            &customer[0].email,
-            product,
-            &recomputed[start..end],
-            cause.at,
-        ));
-        compared.push(Compared {
-            email: &customer[0].email,
-            product,
-            before: Some(
-                last.remove(customer[0].email.as_str())
-                    .unwrap_or_else(|| Answer::of(customer, cause.at)),
-            ),
-            after: Answer::of(&recomputed[start..end], cause.at),
-        });
-        start = end;
-    }
-    changes::append(tx, cause, None, &compared).await?;
-    timers::set(tx, &timers).await?;
-    super::reads::touch_product(tx, product).await?;
-    Ok(())
+    .collect()
 }
 
-/// The last change of each customer of `product` in the log.
-async fn last_changes(
+/// Deletes every row of one source.
+pub(super) async fn delete_of_source(
     tx: &mut AnyConnection,
-    product: &ProductKey,
-) -> Result<std::collections::HashMap<String, Answer>> {
-    let mut last = std::collections::HashMap::new();
-    for row in sqlx::query(trusted(format!(
-        "SELECT l.email AS email, {} FROM changes l
-         WHERE l.id IN (SELECT MAX(id) FROM changes WHERE product = $1 GROUP BY email)",
-        changes::LAST_COLUMNS
-    )))
-    .bind(product.as_str())
-    .fetch_all(&mut *tx)
-    .await?
-    {
-        if let Some(answer) = changes::answer_in(&row, "last_")? {
-            last.insert(text(&row, "email")?, answer);
-        }
-    }
-    Ok(last)
+    kind: SourceKind,
+    source_id: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM entitlements WHERE source_kind = $1 AND source_id = $2")
+        .bind(kind.as_str())
+        .bind(source_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Rows per statement when windows are rewritten (6 parameters each, well
 /// under both engines' limits).
-const UPDATE_CHUNK: usize = 500;
+pub(super) const UPDATE_CHUNK: usize = 500;
 
 /// Rewrites the windows of `rows` (all of `product`) in one statement.
-async fn update_windows(
+pub(super) async fn update_windows(
     tx: &mut AnyConnection,
     product: &ProductKey,
     rows: &[&EntitlementRow],

@@ -3,7 +3,8 @@
 use sqlx::any::AnyRow;
 
 use super::changes::{Cause, CauseKind};
-use super::entitlements::{EntitlementRow, replace_for_source};
+use super::effects::replace_for_source;
+use super::entitlements::EntitlementRow;
 use super::tx::{Attempt, retrying};
 use super::{Result, Store, instant, micros, new_id, opt_instant, opt_micros, text};
 use crate::domain::access::{Facts, SourceKind, SourceState};

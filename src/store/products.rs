@@ -4,9 +4,10 @@ use sqlx::any::AnyRow;
 
 use super::changes::Answer;
 use super::tx::{Attempt, retrying};
-use super::{Result, Store, StoreError, flag, instant, micros, text, trusted};
+use super::policies::{POLICY_COLUMNS, policy_from_row};
+use super::{Result, Store, instant, micros, text, trusted};
 use crate::domain::access;
-use crate::domain::{CanceledAccess, Email, Instant, Policy, ProductKey};
+use crate::domain::{Email, Instant, Policy, ProductKey};
 
 /// A configured product.
 #[derive(Debug, Clone)]
@@ -19,39 +20,6 @@ pub struct Product {
 
 const COLUMNS: &str = "key, grace_period_seconds, suspended_access, canceled_access, \
                        purchase_access_seconds, created_at, updated_at";
-
-/// The columns a policy is read from.
-pub(super) const POLICY_COLUMNS: &str =
-    "grace_period_seconds, suspended_access, canceled_access, purchase_access_seconds";
-
-/// A policy from a row that has [`POLICY_COLUMNS`].
-pub(super) fn policy_from_row(row: &AnyRow) -> Result<Policy> {
-    let canceled = text(row, "canceled_access")?;
-    Ok(Policy {
-        grace_period_seconds: sqlx::Row::try_get(row, "grace_period_seconds")?,
-        suspended_access: flag(row, "suspended_access")?,
-        canceled_access: CanceledAccess::parse(&canceled)
-            .ok_or_else(|| StoreError::Corrupt(format!("canceled_access {canceled:?}")))?,
-        purchase_access_seconds: sqlx::Row::try_get(row, "purchase_access_seconds")?,
-    })
-}
-
-/// Every stored policy, by product.
-pub(super) async fn stored_policies(pool: &sqlx::AnyPool) -> Result<Vec<(ProductKey, Policy)>> {
-    sqlx::query(trusted(format!(
-        "SELECT key, {POLICY_COLUMNS} FROM products"
-    )))
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok((
-            ProductKey::parse(&text(row, "key")?)?,
-            policy_from_row(row)?,
-        ))
-    })
-    .collect()
-}
 
 fn from_row(row: &AnyRow) -> Result<Product> {
     Ok(Product {
@@ -216,7 +184,7 @@ impl Store {
             event: Some("policy_changed"),
             at: now,
         };
-        super::entitlements::recompute_product(&mut tx, key, policy, &cause).await?;
+        super::effects::recompute_product(&mut tx, key, policy, &cause).await?;
         super::inputs::record(&mut tx, super::InputKind::Policy, key.as_str(), now).await?;
         self.commit(tx).await?;
         let created = product.created_at == now && product.updated_at == now;

@@ -31,14 +31,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::AnyPool;
 
 use super::entitlements::{self, EntitlementRow};
 use super::runs::Runs;
 use super::tokens::{self, Token};
-use super::{Result, StoreError, micros, opt_text, text, time_fmt, trusted};
+use super::{Result, StoreError, micros, opt_text, text, time_fmt};
 use crate::domain::access::{Facts, SourceKind, SourceState};
-use crate::domain::{Email, Instant, Policy, ProductKey, access};
+use crate::domain::{Email, Policy, ProductKey, access};
 
 /// How often the follower runs when no write on this replica asks for it.
 const POLL: Duration = Duration::from_millis(200);
@@ -54,11 +54,8 @@ const WAIT: Duration = Duration::from_secs(5);
 const STALE: Duration = Duration::from_secs(5);
 
 /// A replica that could not follow for this long loads everything again
-/// (touches are kept [`TOUCH_RETENTION`], far longer).
+/// (touches are kept `touches::TOUCH_RETENTION`, far longer).
 const RELOAD_AFTER: Duration = Duration::from_secs(3600);
-
-/// How long touches are kept.
-pub(super) const TOUCH_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// Maps the model is split into.
 const SHARDS: usize = 64;
@@ -68,48 +65,6 @@ const PAGE: i64 = 10_000;
 
 /// Customers per reload statement.
 const RELOAD_CHUNK: usize = 500;
-
-/// Appends one touch per customer in `emails` (deduplicated by the caller).
-pub(super) async fn touch_customers(tx: &mut AnyConnection, emails: &[&Email]) -> Result<()> {
-    if emails.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO entitlement_touches (at, email) VALUES {}",
-        super::values_list(emails.len(), 2, 1)
-    );
-    let now = micros(time_fmt::now());
-    let mut query = sqlx::query(trusted(sql));
-    for email in emails {
-        query = query.bind(now).bind(email.as_str());
-    }
-    query.execute(&mut *tx).await?;
-    Ok(())
-}
-
-/// Appends a touch for every row of `product`: its policy changed.
-pub(super) async fn touch_product(tx: &mut AnyConnection, product: &ProductKey) -> Result<()> {
-    sqlx::query("INSERT INTO entitlement_touches (at, product) VALUES ($1, $2)")
-        .bind(micros(time_fmt::now()))
-        .bind(product.as_str())
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-impl super::Store {
-    /// Drops touches older than [`TOUCH_RETENTION`] before `now`: every
-    /// replica has followed them long since (one that has not reloads).
-    pub async fn drop_old_touches(&self, now: Instant) -> Result<u64> {
-        let horizon = micros(now) - TOUCH_RETENTION.as_micros() as i64;
-        let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM entitlement_touches WHERE at < $1")
-            .bind(horizon)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
-    }
-}
 
 /// No name, in a [`Row`]'s name fields.
 const NO_NAME: u32 = u32::MAX;
@@ -668,7 +623,7 @@ impl ReadModel {
     /// Every stored policy, by product name id.
     async fn stored_policies(&self, pool: &AnyPool) -> Result<HashMap<u32, Policy>> {
         let mut policies = HashMap::new();
-        for (product, policy) in super::products::stored_policies(pool).await? {
+        for (product, policy) in super::policies::stored_policies(pool).await? {
             policies.insert(self.names.intern(Some(product.as_str()))?, policy);
         }
         Ok(policies)
@@ -741,7 +696,7 @@ impl ReadModel {
     /// Takes `product`'s stored policy (the default when it has none): the
     /// windows of its rows are computed under it from now on.
     async fn take_policy(&self, pool: &AnyPool, product: &ProductKey) -> Result<()> {
-        let policy = super::products::stored_policies(pool)
+        let policy = super::policies::stored_policies(pool)
             .await?
             .into_iter()
             .find_map(|(key, policy)| (&key == product).then_some(policy))

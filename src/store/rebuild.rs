@@ -9,7 +9,8 @@ use std::path::Path;
 use sqlx::AnyConnection;
 
 use super::changes::{Cause, CauseKind};
-use super::entitlements::{self, EntitlementRow, replace_for_source};
+use super::effects::replace_for_source;
+use super::entitlements::{self, EntitlementRow};
 use super::grants::{self, Grant};
 use super::history::{HistoryEntry, insert_transition};
 use super::ingest::{Apply, Inbound, Recorded, attempt_in};

@@ -4,7 +4,8 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::changes::Cause;
-use super::entitlements::{EntitlementRow, replace_for_source};
+use super::effects::replace_for_source;
+use super::entitlements::EntitlementRow;
 use super::history::{HistoryEntry, Via, insert_transition};
 use super::tx::Attempt;
 use super::{
