@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod ingest;
@@ -15,7 +16,6 @@ pub mod providers;
 pub mod rebuild;
 pub mod secret;
 pub mod server;
-pub mod signing;
 pub mod store;
 pub mod time_fmt;
 

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::domain::{Instant, add_seconds};
 use crate::metrics::Metrics;
-use crate::providers::standard_webhooks::signature_header;
+use crate::crypto::standard_webhooks::signature_header;
 use crate::store::{
     ACCESS_CHANGED, ENDPOINT_TEST, Lease, Leased, MessageAttempt, MessageStatus, Settle, Store,
     StoreError, Target,

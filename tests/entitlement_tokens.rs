@@ -362,7 +362,7 @@ async fn a_tampered_token_and_one_signed_by_another_key_fail(app: TestApp) {
     );
     // Signed by a key the service never published, under its own kid or
     // under the service's.
-    let other = entitled::signing::SigningKey::generate();
+    let other = entitled::crypto::jws::SigningKey::generate();
     let foreign = other.sign_jwt(&claims);
     assert_eq!(verify(&foreign, &keys).unwrap_err(), "no such kid");
     let under_our_kid =
@@ -373,11 +373,11 @@ async fn a_tampered_token_and_one_signed_by_another_key_fail(app: TestApp) {
             .starts_with("signature")
     );
     // The service's own verifier agrees.
-    let published: Vec<entitled::signing::Jwk> =
+    let published: Vec<entitled::crypto::jws::Jwk> =
         app.store.published_keys(time_fmt::now()).await.unwrap();
-    assert!(entitled::signing::verify(&token, &published).is_ok());
+    assert!(entitled::crypto::jws::verify(&token, &published).is_ok());
     for bad in [&forged, &flipped, &foreign, &under_our_kid] {
-        assert!(entitled::signing::verify(bad, &published).is_err(), "{bad}");
+        assert!(entitled::crypto::jws::verify(bad, &published).is_err(), "{bad}");
     }
 }
 

@@ -17,7 +17,7 @@ use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::Body;
 use crate::domain::access::Reason;
 use crate::domain::{Email, Instant, ProductKey};
-use crate::signing::Jwk;
+use crate::crypto::jws::Jwk;
 use crate::time_fmt::{self, serde_rfc3339};
 
 pub fn router() -> Router<AppState> {

@@ -2,7 +2,6 @@
 //! authenticated domain event out. Adapters know nothing of storage or HTTP
 //! responses; they say what the payload means, or which field is wrong.
 
-pub mod standard_webhooks;
 pub mod zaypay;
 pub mod zenobank;
 pub mod zenofy;
@@ -385,7 +384,7 @@ pub fn check_secret(provider: Provider, secret: &str) -> Result<(), String> {
         return Err("`secret` must not be empty: an empty secret would let anyone in".into());
     }
     if provider == Provider::Zenobank {
-        return standard_webhooks::check_secret(secret)
+        return crate::crypto::standard_webhooks::check_secret(secret)
             .map_err(|e| format!("`secret` must be the endpoint's signing secret (whsec_…): {e}"));
     }
     let blank = |c: char| c <= ' ' || c == '\x7f';

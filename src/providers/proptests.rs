@@ -14,7 +14,7 @@ use serde_json::{Map, Number, Value};
 use sha2::Sha256;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use super::standard_webhooks::{self, VerifyError};
+use crate::crypto::standard_webhooks::{self, VerifyError};
 use super::*;
 use crate::domain::{Instant, Provider};
 use crate::secret::Secret;

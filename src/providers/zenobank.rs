@@ -6,7 +6,7 @@ use crate::domain::Instant;
 use crate::domain::order::Event;
 use crate::secret::Secret;
 
-use super::standard_webhooks;
+use crate::crypto::standard_webhooks;
 use super::{
     Authenticated, Fields, Malformed, Meaning, OrderEvent, Parsed, Request, Unauthenticated,
 };

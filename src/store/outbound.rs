@@ -354,7 +354,7 @@ impl Store {
             })
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let secret = crate::providers::standard_webhooks::generate_secret();
+        let secret = crate::crypto::standard_webhooks::generate_secret();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // The insert decides "created": two first PUTs at once cannot both
@@ -449,7 +449,7 @@ impl Store {
         now: Instant,
         overlap: time::Duration,
     ) -> Result<Option<(Endpoint, Secret)>> {
-        let secret = crate::providers::standard_webhooks::generate_secret();
+        let secret = crate::crypto::standard_webhooks::generate_secret();
         let _turn = self.write_turn().await;
         let row = sqlx::query(trusted(format!(
             "UPDATE endpoints SET previous_secret = secret, previous_secret_until = $3,

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use entitled::providers::standard_webhooks::verify;
+use entitled::crypto::standard_webhooks::verify;
 use entitled::secret::Secret;
 
 /// One message as it arrived.
