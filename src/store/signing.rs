@@ -3,7 +3,7 @@
 
 use super::{Result, Store, StoreError, micros, opt_text, text};
 use crate::domain::Instant;
-use crate::signing::{Jwk, SigningKey};
+use crate::crypto::jws::{Jwk, SigningKey};
 
 /// How long a retired key stays published: the longest a token lives, and a
 /// margin for clocks that disagree and verifiers' leeway.
