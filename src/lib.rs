@@ -18,6 +18,7 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod time_fmt;
+pub mod wire;
 
 pub use http::{AppState, Settings, app};
 

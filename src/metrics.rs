@@ -16,6 +16,35 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::domain::access::Reason;
 
+/// What an attempt's outcome is counted as in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    /// The receiver answered, not with a 2xx.
+    Rejected,
+    TimedOut,
+    /// No answer: the connection could not be made or broke.
+    Unreachable,
+}
+
+impl AttemptResult {
+    pub const ALL: [Self; 4] = [
+        Self::Delivered,
+        Self::Rejected,
+        Self::TimedOut,
+        Self::Unreachable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Rejected => "rejected",
+            Self::TimedOut => "timed_out",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// Label sets are fixed-size arrays of static names and values: recording a
 /// sample allocates nothing.
 type Labels = [(&'static str, &'static str); 2];
@@ -176,7 +205,7 @@ impl Metrics {
              (delivered, rejected: a non-2xx answer, timed_out, unreachable)",
             attempts.clone(),
         );
-        let outbound_attempts = crate::outbound::AttemptResult::ALL
+        let outbound_attempts = AttemptResult::ALL
             .iter()
             .map(|r| attempts.get_or_create(&[("result", r.as_str())]).clone())
             .collect();
@@ -262,8 +291,8 @@ impl Metrics {
         });
     }
 
-    pub fn outbound_attempt(&self, result: crate::outbound::AttemptResult) {
-        if let Some(counter) = crate::outbound::AttemptResult::ALL
+    pub fn outbound_attempt(&self, result: AttemptResult) {
+        if let Some(counter) = AttemptResult::ALL
             .iter()
             .position(|r| *r == result)
             .and_then(|i| self.outbound_attempts.get(i))

@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
 use crate::domain::{Instant, add_seconds};
-use crate::metrics::Metrics;
+use crate::metrics::{AttemptResult, Metrics};
 use crate::crypto::standard_webhooks::signature_header;
 use crate::store::{
     ACCESS_CHANGED, ENDPOINT_TEST, Lease, Leased, MessageAttempt, MessageStatus, Settle, Store,
@@ -68,35 +68,6 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<u32>, String> {
                 })
         })
         .collect()
-}
-
-/// What an attempt's outcome is counted as in `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptResult {
-    Delivered,
-    /// The receiver answered, not with a 2xx.
-    Rejected,
-    TimedOut,
-    /// No answer: the connection could not be made or broke.
-    Unreachable,
-}
-
-impl AttemptResult {
-    pub const ALL: [Self; 4] = [
-        Self::Delivered,
-        Self::Rejected,
-        Self::TimedOut,
-        Self::Unreachable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Rejected => "rejected",
-            Self::TimedOut => "timed_out",
-            Self::Unreachable => "unreachable",
-        }
-    }
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -433,7 +404,7 @@ fn body_of(message: &Leased) -> Option<String> {
             json!({
                 "type": ACCESS_CHANGED,
                 "timestamp": time_fmt::rfc3339(change.at),
-                "data": crate::http::ChangeView::from(change.clone()),
+                "data": crate::wire::ChangeView::from(change.clone()),
             })
             .to_string(),
         ),
