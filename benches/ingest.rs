@@ -243,7 +243,7 @@ struct InProcess {
 
 impl InProcess {
     async fn start(url: &str) -> Self {
-        let store = Store::connect(url).await.expect("database");
+        let (store, _workers) = entitled::workers::connect(url).await.expect("database");
         store
             .bootstrap_admin_token(Some(&Secret::new(ADMIN)), entitled::time_fmt::now())
             .await

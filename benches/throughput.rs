@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use entitled::secret::Secret;
-use entitled::store::Store;
 use entitled::{AppState, Settings, app};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -44,7 +43,7 @@ fn main() {
 }
 
 async fn run(engine: &str, url: &str, subscriptions: usize) {
-    let store = Store::connect(url).await.expect("database");
+    let (store, _workers) = entitled::workers::connect(url).await.expect("database");
     store
         .bootstrap_admin_token(Some(&Secret::new(ADMIN)), entitled::time_fmt::now())
         .await

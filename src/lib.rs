@@ -19,11 +19,13 @@ pub mod server;
 pub mod store;
 pub mod time_fmt;
 pub mod wire;
+pub mod workers;
 
 pub use http::{AppState, Settings, app};
 
 use config::{DatabaseArgs, LogFormat, ServeArgs};
 use store::Store;
+use workers::Workers;
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +81,12 @@ pub const LOG_BUFFER_LINES: usize = 128_000;
 
 /// `entitled migrate`.
 pub async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
-    let store = Store::connect_without_migrating(&args.database_url).await?;
+    let (store, background) = Store::connect_without_migrating(&args.database_url).await?;
+    let workers = Workers::of_store(background);
     let applied = store.migrate().await?;
     tracing::info!(applied, "migrations up to date");
     store.close().await;
+    workers.stop();
     Ok(())
 }
 
@@ -90,7 +94,8 @@ pub async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
 /// on stdout.
 pub async fn rebuild(args: config::RebuildArgs) -> Result<(), Error> {
     use std::io::Write;
-    let store = Store::connect_without_migrating(&args.database.database_url).await?;
+    let (store, background) = Store::connect_without_migrating(&args.database.database_url).await?;
+    let workers = Workers::of_store(background);
     store.migrate().await?;
     let last = std::sync::Mutex::new((rebuild::Phase::Done, 0u64));
     let progress = |p: rebuild::Progress| {
@@ -121,6 +126,7 @@ pub async fn rebuild(args: config::RebuildArgs) -> Result<(), Error> {
         () = shutdown_signal() => None,
     };
     store.close().await;
+    workers.stop();
     let report = report.ok_or(Error::Interrupted)??;
     let out = if args.json {
         let view = http::rebuild::RebuildView::from(report);
@@ -136,10 +142,12 @@ pub async fn rebuild(args: config::RebuildArgs) -> Result<(), Error> {
 
 /// `entitled rotate-signing-key`: adds a new signing key, retires the rest.
 pub async fn rotate_signing_key(args: config::DatabaseArgs) -> Result<(), Error> {
-    let store = Store::connect_without_migrating(&args.database_url).await?;
+    let (store, background) = Store::connect_without_migrating(&args.database_url).await?;
+    let workers = Workers::of_store(background);
     store.migrate().await?;
     let rotation = store.rotate_signing_key(time_fmt::now()).await;
     store.close().await;
+    workers.stop();
     let rotation = rotation?;
     let seconds = |at: domain::Instant| time_fmt::rfc3339(at.replace_nanosecond(0).unwrap_or(at));
     let switch_at = seconds(rotation.switch_at);
@@ -160,7 +168,7 @@ pub async fn rotate_signing_key(args: config::DatabaseArgs) -> Result<(), Error>
 /// `entitled serve`: migrate, make sure an admin token exists, serve until
 /// SIGTERM or Ctrl-C, then let in-flight requests finish.
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
-    let store = Store::connect(&args.database.database_url).await?;
+    let (store, mut workers) = workers::connect(&args.database.database_url).await?;
     if let Some(token) = store
         .bootstrap_admin_token(args.admin_token.as_ref(), time_fmt::now())
         .await?
@@ -183,15 +191,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
                 .unwrap_or_else(|| format!("http://{}", args.listen)),
         },
     );
-    let sender = tokio::spawn(state.sender.clone().run());
-    let clock = tokio::spawn(run_clock(
-        store.clone(),
-        std::time::Duration::from_secs(u64::from(args.clock_interval_seconds)),
-        Retention {
-            changes: time::Duration::days(i64::from(args.change_retention_days)),
-            delivery_bodies: time::Duration::days(i64::from(args.delivery_retention_days)),
-        },
-    ));
+    workers.run("outbound sender", state.sender.clone().run());
+    workers.run(
+        "clock",
+        workers::clock(
+            store.clone(),
+            std::time::Duration::from_secs(u64::from(args.clock_interval_seconds)),
+            workers::Retention {
+                changes: time::Duration::days(i64::from(args.change_retention_days)),
+                delivery_bodies: time::Duration::days(i64::from(args.delivery_retention_days)),
+            },
+        ),
+    );
+    tracing::debug!(tasks = ?workers.names(), "background work running");
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Listen {
@@ -212,74 +224,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     server::serve(listener, app(state), limits, shutdown)
         .await
         .map_err(Error::Serve)?;
-    clock.abort();
-    sender.abort();
+    workers.stop();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// How long the clock keeps what it trims.
-struct Retention {
-    changes: time::Duration,
-    delivery_bodies: time::Duration,
-}
-
-/// Now and every `interval` (`ENTITLED_CLOCK_INTERVAL_SECONDS`): records
-/// `expired` (source `clock`) for lapsed active subscriptions, appends the
-/// changes time alone made (a period, a grace, a grant or purchase window
-/// ending or beginning), drops changes and delivery bodies past their
-/// retention.
-async fn run_clock(store: Store, interval: std::time::Duration, retention: Retention) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match store.expire_lapsed(time_fmt::now()).await {
-            Ok(0) => {}
-            Ok(expired) => {
-                tracing::info!(expired, "clock: recorded lapsed subscriptions as expired")
-            }
-            Err(e) => tracing::warn!(error = %e, "clock: could not check for lapsed subscriptions"),
-        }
-        match store.settle_due_timers(time_fmt::now()).await {
-            Ok(0) => {}
-            Ok(changes) => tracing::info!(changes, "clock: appended the changes time made"),
-            Err(e) => tracing::warn!(error = %e, "clock: could not settle due timers"),
-        }
-        let now = time_fmt::now();
-        let horizon = domain::add_seconds(now, -retention.changes.whole_seconds());
-        match store.drop_changes_before(horizon).await {
-            Ok(0) => {}
-            Ok(dropped) => tracing::info!(dropped, "clock: dropped changes past their retention"),
-            Err(e) => tracing::warn!(error = %e, "clock: could not drop old changes"),
-        }
-        if let Err(e) = store.drop_old_touches(now).await {
-            tracing::warn!(error = %e, "clock: could not drop old read-model touches");
-        }
-        match store.forget_retired_signing_keys(now).await {
-            Ok(0) => {}
-            Ok(keys) => tracing::info!(
-                keys,
-                "clock: deleted the private halves of retired signing keys"
-            ),
-            Err(e) => tracing::warn!(error = %e, "clock: could not forget retired signing keys"),
-        }
-        let horizon = domain::add_seconds(now, -retention.delivery_bodies.whole_seconds());
-        match store
-            .drop_delivery_bodies_before(horizon, now, 10_000)
-            .await
-        {
-            Ok(0) => {}
-            Ok(dropped) => {
-                tracing::info!(
-                    dropped,
-                    "clock: dropped delivery bodies past their retention"
-                )
-            }
-            Err(e) => tracing::warn!(error = %e, "clock: could not drop old delivery bodies"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

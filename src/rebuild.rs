@@ -170,10 +170,11 @@ pub async fn rebuild(
     Ok(report)
 }
 
-/// The scratch store and its directory, removed after.
+/// The scratch store, its background work and its directory, removed after.
 struct Scratch {
     dir: PathBuf,
     store: Store,
+    workers: Option<crate::workers::Workers>,
 }
 
 impl Scratch {
@@ -189,7 +190,11 @@ impl Scratch {
                 source,
             })?;
         match Store::scratch(&dir.join("scratch.db")).await {
-            Ok(store) => Ok(Self { dir, store }),
+            Ok((store, background)) => Ok(Self {
+                dir,
+                store,
+                workers: Some(crate::workers::Workers::of_store(background)),
+            }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e.into())
@@ -197,14 +202,20 @@ impl Scratch {
         }
     }
 
-    async fn remove(self) {
+    async fn remove(mut self) {
         self.store.close().await;
+        if let Some(workers) = self.workers.take() {
+            workers.stop();
+        }
     }
 }
 
-/// Whichever way a rebuild ends, its scratch file goes.
+/// Whichever way a rebuild ends, its scratch file goes, and its tasks.
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.stop();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::{ADMIN_TOKEN, Reply, SECRET, TestApp, fixture, fixture_json, urlencode};
+use common::{ADMIN_TOKEN, Reply, SECRET, TestApp, fixture, fixture_json, urlencode, variant};
 use serde_json::{Value, json};
 
 on_both_databases!(
@@ -50,23 +50,6 @@ const CANCELED: &str = "zenofy/subscription.canceled.json";
 
 // ---------------------------------------------------------------- helpers
 
-/// A fixture with some fields changed, as bytes.
-fn variant(path: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let mut json = fixture_json(path);
-    edit(&mut json);
-    serde_json::to_vec(&json).unwrap()
-}
-
-/// Asserts a 400 `invalid-request` problem naming `field`.
-fn assert_invalid(reply: &Reply, field: &str) {
-    reply.assert_problem(StatusCode::BAD_REQUEST, Some(field));
-    assert_eq!(
-        reply.body["type"], "urn:entitled:problem:invalid-request",
-        "{:?}",
-        reply.body
-    );
-}
-
 /// What is wrong with a reply that should be a 400 `invalid-request` problem
 /// naming `field` (status, content type, type, `field`, a `detail` naming it);
 /// empty when nothing is. For table-driven tests that report every case.
@@ -89,16 +72,6 @@ fn invalid_mismatches(reply: &Reply, field: &str) -> Vec<String> {
         wrong.push(format!("detail does not name {field:?}: {body}"));
     }
     wrong
-}
-
-/// Asserts a 404 `not-found` problem.
-fn assert_not_found(reply: &Reply) {
-    reply.assert_problem(StatusCode::NOT_FOUND, None);
-    assert_eq!(
-        reply.body["type"], "urn:entitled:problem:not-found",
-        "{:?}",
-        reply.body
-    );
 }
 
 /// Asserts a 200 delivery answer with this outcome and returns the body.
@@ -197,7 +170,7 @@ async fn webhook_to_unknown_integration_is_404(app: TestApp) {
             fixture(ACTIVATED),
         )
         .await;
-    assert_not_found(&reply);
+    reply.assert_not_found();
     assert!(
         reply.body["detail"].as_str().unwrap().contains("nope"),
         "{:?}",
@@ -225,7 +198,7 @@ async fn webhook_to_disabled_integration_is_404_until_enabled(app: TestApp) {
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     assert_eq!(reply.body["enabled"], false);
 
-    assert_not_found(&app.zenofy(fixture(ACTIVATED)).await);
+    app.zenofy(fixture(ACTIVATED)).await.assert_not_found();
     assert_no_subscriptions(&app).await;
 
     let reply = app
@@ -1094,24 +1067,21 @@ async fn integration_put_get_delete_never_show_the_secret(app: TestApp) {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
     assert_eq!(reply.body, Value::Null);
-    assert_not_found(
-        &app.admin(Method::DELETE, "/v1/admin/integrations/shop", None)
-            .await,
-    );
-    assert_not_found(
-        &app.admin(Method::GET, "/v1/admin/integrations/shop", None)
-            .await,
-    );
+    app.admin(Method::DELETE, "/v1/admin/integrations/shop", None)
+        .await
+        .assert_not_found();
+    app.admin(Method::GET, "/v1/admin/integrations/shop", None)
+        .await
+        .assert_not_found();
     let list = app.admin(Method::GET, "/v1/admin/integrations", None).await;
     assert_eq!(list.body["items"], json!([]));
-    assert_not_found(
-        &app.webhook(
-            "/v1/webhooks/shop",
-            &[("x-webhook-secret", second_secret)],
-            fixture(RENEWED),
-        )
-        .await,
-    );
+    app.webhook(
+        "/v1/webhooks/shop",
+        &[("x-webhook-secret", second_secret)],
+        fixture(RENEWED),
+    )
+    .await
+    .assert_not_found();
     // What it delivered stays.
     let list = subscriptions(&app, "").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list:?}");
@@ -1230,7 +1200,7 @@ async fn integration_put_rejects_bad_bodies_naming_the_field(app: TestApp) {
                 None,
             )
             .await;
-        assert_invalid(&reply, "limit");
+        reply.assert_invalid(limit, "limit");
     }
 
     // Not JSON at all.
@@ -1273,7 +1243,9 @@ async fn integration_put_invalid_product_key_names_the_map_entry(app: TestApp) {
 }
 
 async fn products_put_get_and_validation(app: TestApp) {
-    assert_not_found(&app.admin(Method::GET, "/v1/admin/products/pro", None).await);
+    app.admin(Method::GET, "/v1/admin/products/pro", None)
+        .await
+        .assert_not_found();
 
     let reply = app
         .admin(Method::PUT, "/v1/admin/products/pro", Some(json!({})))
@@ -1305,10 +1277,9 @@ async fn products_put_get_and_validation(app: TestApp) {
     let list = app.admin(Method::GET, "/v1/admin/products", None).await;
     assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
     assert_eq!(list.body["items"], json!([shown.body]));
-    assert_not_found(
-        &app.admin(Method::GET, "/v1/admin/products/enterprise", None)
-            .await,
-    );
+    app.admin(Method::GET, "/v1/admin/products/enterprise", None)
+        .await
+        .assert_not_found();
 
     let bad: [(Value, &str); 5] = [
         (json!({"canceled_access": "sometimes"}), "canceled_access"),
@@ -1445,7 +1416,7 @@ async fn subscriptions_list_filters_and_validation(app: TestApp) {
     let reply = app
         .admin(Method::GET, "/v1/admin/subscriptions?state=bogus", None)
         .await;
-    assert_invalid(&reply, "state");
+    reply.assert_invalid("state filter", "state");
     let reply = app
         .admin(
             Method::GET,
@@ -1453,7 +1424,7 @@ async fn subscriptions_list_filters_and_validation(app: TestApp) {
             None,
         )
         .await;
-    assert_invalid(&reply, "email");
+    reply.assert_invalid("email filter", "email");
     for limit in ["0", "501", "x", "-1", "1.5"] {
         let reply = app
             .admin(
@@ -1462,7 +1433,7 @@ async fn subscriptions_list_filters_and_validation(app: TestApp) {
                 None,
             )
             .await;
-        assert_invalid(&reply, "limit");
+        reply.assert_invalid(limit, "limit");
     }
     for limit in ["1", "500"] {
         let list = subscriptions(&app, &format!("?limit={limit}")).await;
@@ -1542,7 +1513,7 @@ async fn subscription_detail_unknown_id_is_404(app: TestApp) {
                 None,
             )
             .await;
-        assert_not_found(&reply);
+        reply.assert_not_found();
     }
 }
 
@@ -1678,10 +1649,10 @@ async fn health_ready_and_unknown_path(app: TestApp) {
 
     for path in ["/nope", "/v1/nope", "/v1/admin/nope"] {
         let reply = anonymous(&app, Method::GET, path).await;
-        assert_not_found(&reply);
+        reply.assert_not_found();
     }
     let reply = app.admin(Method::GET, "/v2/access", None).await;
-    assert_not_found(&reply);
+    reply.assert_not_found();
 }
 
 /// Walks a list one item at a time and returns the ids (or keys) in order.

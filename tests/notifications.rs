@@ -842,7 +842,7 @@ async fn time_alone_changes_answers_through_the_clock_once_whoever_settles(app: 
 
     // Settling at the same instants from two stores at once (two replicas):
     // each change is appended once.
-    let other = entitled::store::Store::connect(&app.url).await.unwrap();
+    let (other, _workers) = entitled::workers::connect(&app.url).await.unwrap();
     let mut expected = Vec::new();
     for (at, change) in [
         (

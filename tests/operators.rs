@@ -9,7 +9,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use common::{ADMIN_TOKEN, Reply, SECRET, TestApp, fixture, fixture_json, urlencode};
+use common::{ADMIN_TOKEN, Reply, SECRET, TestApp, fixture, urlencode, variant};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -39,13 +39,6 @@ const ORDER_PAID: &str = "zenofy/order_paid.json";
 const BUYER: &str = "buyer@example.com";
 
 // ---------------------------------------------------------------- helpers
-
-/// A fixture with some fields changed, as bytes.
-fn variant(path: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let mut json = fixture_json(path);
-    edit(&mut json);
-    serde_json::to_vec(&json).unwrap()
-}
 
 /// A Zenofy subscription fixture for another subscription and customer.
 fn for_subscription(path: &str, external_id: &str, email: &str) -> Vec<u8> {
@@ -104,25 +97,6 @@ fn instant(value: &Value) -> time::OffsetDateTime {
         .as_str()
         .and_then(entitled::time_fmt::parse_lenient)
         .unwrap_or_else(|| panic!("not an instant: {value:?}"))
-}
-
-/// Asserts a 400 `invalid-request` problem naming `field`.
-fn assert_invalid(reply: &Reply, field: &str) {
-    reply.assert_problem(StatusCode::BAD_REQUEST, Some(field));
-    assert_eq!(
-        reply.body["type"], "urn:entitled:problem:invalid-request",
-        "{:?}",
-        reply.body
-    );
-}
-
-fn assert_not_found(reply: &Reply) {
-    reply.assert_problem(StatusCode::NOT_FOUND, None);
-    assert_eq!(
-        reply.body["type"], "urn:entitled:problem:not-found",
-        "{:?}",
-        reply.body
-    );
 }
 
 fn assert_unauthorized(reply: &Reply, what: &str) {
@@ -428,7 +402,7 @@ async fn delivery_log_lists_newest_first_and_filters(app: TestApp) {
         let reply = app
             .admin(Method::GET, &format!("/v1/admin/deliveries?{query}"), None)
             .await;
-        assert_invalid(&reply, field);
+        reply.assert_invalid(query, field);
     }
 
     // Admin only.
@@ -674,7 +648,7 @@ async fn delivery_detail_has_raw_body_redacted_headers_and_attempts(app: TestApp
                 None,
             )
             .await;
-        assert_not_found(&reply);
+        reply.assert_not_found();
     }
 }
 
@@ -960,7 +934,7 @@ async fn replay_of_malformed_ignored_unknown_and_orphaned_deliveries(app: TestAp
             None,
         )
         .await;
-    assert_not_found(&reply);
+    reply.assert_not_found();
 
     // A delivery whose integration is gone stays readable but cannot be applied.
     let applied = assert_outcome(&app.zenofy(fixture(ACTIVATED)).await, "applied");
@@ -1129,7 +1103,7 @@ async fn grants_create_list_revoke(app: TestApp) {
     let reply = app
         .admin(Method::DELETE, "/v1/admin/grants/no-such-grant", None)
         .await;
-    assert_not_found(&reply);
+    reply.assert_not_found();
 }
 
 async fn grants_validation_names_the_field(app: TestApp) {
@@ -1188,12 +1162,12 @@ async fn grants_validation_names_the_field(app: TestApp) {
         let reply = app
             .admin(Method::POST, "/v1/admin/grants", Some(body.clone()))
             .await;
-        assert_invalid(&reply, field);
+        reply.assert_invalid(&body.to_string(), field);
     }
     let reply = app
         .admin(Method::GET, "/v1/admin/grants?email=not-an-email", None)
         .await;
-    assert_invalid(&reply, "email");
+    reply.assert_invalid("email filter", "email");
     // Nothing was stored.
     let all = get_ok(&app, "/v1/admin/grants").await;
     assert_eq!(all["items"], json!([]));
@@ -1306,7 +1280,7 @@ async fn tokens_are_shown_once_listed_without_values_and_deleted(app: TestApp) {
     let reply = app
         .admin(Method::DELETE, &format!("/v1/admin/tokens/{app_id}"), None)
         .await;
-    assert_not_found(&reply);
+    reply.assert_not_found();
 
     // An admin token deleted stops administering too.
     let reply = app
@@ -1332,9 +1306,9 @@ async fn tokens_are_shown_once_listed_without_values_and_deleted(app: TestApp) {
         (json!({"name": "  ", "scope": "app"}), "name"),
     ] {
         let reply = app
-            .admin(Method::POST, "/v1/admin/tokens", Some(body))
+            .admin(Method::POST, "/v1/admin/tokens", Some(body.clone()))
             .await;
-        assert_invalid(&reply, field);
+        reply.assert_invalid(&body.to_string(), field);
     }
     let list = get_ok(&app, "/v1/admin/tokens").await;
     assert_eq!(
@@ -1689,7 +1663,7 @@ async fn customer_view_merges_sources_entitlements_and_timeline(app: TestApp) {
     let reply = app
         .admin(Method::GET, "/v1/admin/customers/not-an-email", None)
         .await;
-    assert_invalid(&reply, "email");
+    reply.assert_invalid("customer email", "email");
 }
 
 // ---------------------------------------------------------------- metrics
@@ -1742,10 +1716,9 @@ async fn metrics_count_deliveries_auth_failures_access_checks_and_latency(app: T
         .assert_problem(StatusCode::UNAUTHORIZED, None);
     }
     // An unknown integration is not a failed authentication.
-    assert_not_found(
-        &app.webhook("/v1/webhooks/nope", &[], fixture(ACTIVATED))
-            .await,
-    );
+    app.webhook("/v1/webhooks/nope", &[], fixture(ACTIVATED))
+        .await
+        .assert_not_found();
     create_grant(
         &app,
         json!({"email": BUYER, "product": "support", "reason": "comp"}),

@@ -172,7 +172,7 @@ async fn random_lifecycles_are_answered_from_memory_exactly_as_from_the_database
     assert!(sources >= 5, "the run built some state: {sources} sources");
 
     // A replica started now loads the same rows in one scan.
-    let replica = entitled::store::Store::connect(&app.url).await.unwrap();
+    let (replica, _workers) = entitled::workers::connect(&app.url).await.unwrap();
     assert!(replica.wait_ready(std::time::Duration::from_secs(30)).await);
     for customer in CUSTOMERS {
         let email = Email::parse(customer).unwrap();

@@ -279,10 +279,11 @@ const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Sequencer {
-    pub(super) fn start(pool: sqlx::AnyPool) -> std::sync::Arc<Self> {
+    /// The sequencer, and its task for the caller to run (`super::Background`).
+    pub(super) fn new(pool: sqlx::AnyPool) -> (std::sync::Arc<Self>, super::Task) {
         let sequencer = std::sync::Arc::new(Self::default());
-        tokio::spawn(sequencer.clone().run(pool));
-        sequencer
+        let task: super::Task = ("sequencer", Box::pin(sequencer.clone().run(pool)));
+        (sequencer, task)
     }
 
     /// Waits until every change committed before this call is numbered.

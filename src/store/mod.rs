@@ -134,23 +134,49 @@ pub struct Store {
     closed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
+/// One named background task of a store.
+pub type Task = (
+    &'static str,
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+);
+
+/// A store's own background work: the group-commit writers (and the tasks
+/// that answer their batches), PostgreSQL's change-log sequencer and the read
+/// model's follower. Storage spawns nothing: whoever opens a store runs these
+/// beside its other work (`crate::workers`). They end when the store closes.
+#[must_use = "a store's writes wait for its background tasks: run them"]
+pub struct Background {
+    tasks: Vec<Task>,
+}
+
+impl Background {
+    /// The tasks, each named.
+    pub fn into_tasks(self) -> Vec<Task> {
+        self.tasks
+    }
+}
+
 impl Store {
     /// Connects and applies pending migrations. A SQLite file is created if
     /// missing, in WAL mode with `synchronous=FULL` and a busy timeout.
-    pub async fn connect(url: &str) -> Result<Self> {
-        let store = Self::connect_without_migrating(url).await?;
+    pub async fn connect(url: &str) -> Result<(Self, Background)> {
+        let (store, mut background) = Self::connect_without_migrating(url).await?;
         store.migrate().await?;
-        store.reads.start(store.pool.clone());
-        Ok(store)
+        background
+            .tasks
+            .extend(store.reads.follower(store.pool.clone()));
+        Ok((store, background))
     }
 
-    pub async fn connect_without_migrating(url: &str) -> Result<Self> {
+    /// Connects without migrating and without a read model (commands that
+    /// do not answer checks).
+    pub async fn connect_without_migrating(url: &str) -> Result<(Self, Background)> {
         Self::open(url, true).await
     }
 
     /// `durable`: on SQLite, every commit is flushed to disk (`synchronous =
     /// FULL`); a scratch database (see `rebuild`) is not.
-    async fn open(url: &str, durable: bool) -> Result<Self> {
+    async fn open(url: &str, durable: bool) -> Result<(Self, Background)> {
         sqlx::any::install_default_drivers();
         let engine = Engine::of(url).ok_or(StoreError::UnsupportedUrl)?;
         let (url, options) = match engine {
@@ -183,15 +209,20 @@ impl Store {
             .connect(&url)
             .await?;
         let (queue, jobs) = writer::queue();
-        let store = Self {
+        let mut tasks = Vec::new();
+        let sequencer = (engine == Engine::Postgres).then(|| {
+            let (sequencer, task) = changes::Sequencer::new(pool.clone());
+            tasks.push(task);
+            sequencer
+        });
+        let mut store = Self {
             pool: pool.clone(),
             engine,
             write_lock: (engine == Engine::Sqlite).then(|| std::sync::Arc::new(Mutex::new(()))),
             writer: queue,
             commits: std::sync::Arc::default(),
             integrations: std::sync::Arc::default(),
-            sequencer: (engine == Engine::Postgres)
-                .then(|| changes::Sequencer::start(pool.clone())),
+            sequencer: None,
             reads: std::sync::Arc::default(),
             rebuilding: std::sync::Arc::default(),
             closed: std::sync::Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -200,8 +231,9 @@ impl Store {
             Engine::Sqlite => (1, writer::MAX_BATCH),
             Engine::Postgres => (writer::POSTGRES_WRITERS, writer::POSTGRES_BATCH),
         };
-        writer::start(store.clone(), jobs, writers, batch);
-        Ok(store)
+        store.sequencer = sequencer;
+        tasks.extend(writer::tasks(&store, jobs, writers, batch));
+        Ok((store, Background { tasks }))
     }
 
     pub fn engine(&self) -> Engine {

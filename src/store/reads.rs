@@ -372,11 +372,13 @@ type Loaded = (
 );
 
 impl ReadModel {
-    /// Starts following `pool` (once; the schema must be migrated).
-    pub(super) fn start(self: &Arc<Self>, pool: AnyPool) {
-        if !self.started.swap(true, Ordering::SeqCst) {
-            tokio::spawn(self.clone().follow(pool));
+    /// The task that follows `pool` (the schema must be migrated), for the
+    /// caller to run (`super::Background`); `None` when one was made already.
+    pub(super) fn follower(self: &Arc<Self>, pool: AnyPool) -> Option<super::Task> {
+        if self.started.swap(true, Ordering::SeqCst) {
+            return None;
         }
+        Some(("read model follower", Box::pin(self.clone().follow(pool))))
     }
 
     /// Waits until the model shows every write committed before this call.

@@ -122,11 +122,11 @@ impl Store {
     /// A scratch store in a new SQLite file at `path`: migrated, not flushed
     /// to disk on commit, with no read model (nothing reads it but the
     /// rebuild).
-    pub async fn scratch(path: &Path) -> Result<Self> {
+    pub async fn scratch(path: &Path) -> Result<(Self, super::Background)> {
         let url = format!("sqlite://{}", path.display());
-        let store = Self::open(&url, false).await?;
+        let (store, background) = Self::open(&url, false).await?;
         store.migrate_logged(false).await?;
-        Ok(store)
+        Ok((store, background))
     }
 
     /// This store's turn to rebuild: `None` while another rebuild runs on

@@ -127,12 +127,47 @@ pub(super) struct Job {
 /// The queue in front of the writer task.
 pub(super) type Queue = mpsc::Sender<Job>;
 
-/// Starts `writers` writer tasks of `store`, all fed by one queue, each
-/// committing up to `batch` deliveries at once.
-pub(super) fn start(store: Store, jobs: mpsc::Receiver<Job>, writers: usize, batch: usize) {
+/// Batches committed, whose answers wait until their changes are in the log.
+type Answers = Vec<(oneshot::Sender<Result<Recorded>>, Result<Recorded>)>;
+
+/// `writers` writer tasks of `store`, all fed by one queue, each committing
+/// up to `batch` deliveries at once, and each with the task that answers its
+/// batches once their changes are in the log (meanwhile the writer takes the
+/// next batch). For the caller to run (`super::Background`).
+pub(super) fn tasks(
+    store: &Store,
+    jobs: mpsc::Receiver<Job>,
+    writers: usize,
+    batch: usize,
+) -> Vec<super::Task> {
     let jobs = std::sync::Arc::new(tokio::sync::Mutex::new(jobs));
+    let mut tasks: Vec<super::Task> = Vec::new();
     for _ in 0..writers.max(1) {
-        tokio::spawn(run(store.clone(), jobs.clone(), batch.clamp(1, MAX_BATCH)));
+        let (answers, answering) = mpsc::unbounded_channel();
+        tasks.push((
+            "writer",
+            Box::pin(run(
+                store.clone(),
+                jobs.clone(),
+                batch.clamp(1, MAX_BATCH),
+                answers,
+            )),
+        ));
+        tasks.push(("writer answers", Box::pin(answer(store.clone(), answering))));
+    }
+    tasks
+}
+
+/// Answers each committed batch once its changes are numbered and shown by
+/// this replica's read model; ends when its writer does.
+async fn answer(store: Store, mut batches: mpsc::UnboundedReceiver<Answers>) {
+    while let Some(answers) = batches.recv().await {
+        store.settled().await;
+        for (reply, answer) in answers {
+            // The sender may have gone (the client hung up): the delivery
+            // is stored all the same.
+            let _ = reply.send(answer);
+        }
     }
 }
 
@@ -144,6 +179,7 @@ async fn run(
     store: Store,
     jobs: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     most: usize,
+    answers: mpsc::UnboundedSender<Answers>,
 ) {
     // The writers end with their store (`Store::close`): each holds a clone
     // of it, and so of the queue's sender, so the queue alone never ends.
@@ -172,7 +208,10 @@ async fn run(
             }
             batch
         };
-        store.apply_batch(batch).await;
+        let answered = store.apply_batch(batch).await;
+        if answers.send(answered).is_err() {
+            return;
+        }
     }
 }
 
@@ -197,7 +236,9 @@ impl Store {
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    async fn apply_batch(&self, jobs: Vec<Job>) {
+    /// Commits a batch; returns each delivery's answer, to be sent once its
+    /// changes are in the log.
+    async fn apply_batch(&self, jobs: Vec<Job>) -> Answers {
         let outcomes = {
             let _turn = self.write_turn().await;
             self.try_batch(&jobs).await
@@ -224,17 +265,7 @@ impl Store {
             };
             answers.push((job.reply, answer));
         }
-        // The answers go once the batch's changes are in the log; meanwhile
-        // this writer takes the next batch.
-        let store = self.clone();
-        tokio::spawn(async move {
-            store.settled().await;
-            for (reply, answer) in answers {
-                // The sender may have gone (the client hung up): the delivery
-                // is stored all the same.
-                let _ = reply.send(answer);
-            }
-        });
+        answers
     }
 
     /// One transaction, one savepoint per delivery.
@@ -322,7 +353,7 @@ mod tests {
     async fn deliveries_that_wait_together_commit_together() {
         let dir = std::env::temp_dir().join(format!("entitled-writer-{}", crate::store::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(&format!("sqlite://{}/e.db", dir.display()))
+        let (store, _workers) = crate::workers::connect(&format!("sqlite://{}/e.db", dir.display()))
             .await
             .unwrap();
         let (integration, _) = store

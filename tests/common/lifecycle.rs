@@ -90,6 +90,7 @@ pub fn activation(
     serde_json::to_vec(&body).unwrap()
 }
 
+/// A ZayPay fixture (named by status) for another order id.
 pub fn zaypay_event(status: &str, order: &str) -> Vec<u8> {
     let mut body = fixture_json(&format!("zaypay/{status}.json"));
     body["subject_id"] = json!(order);

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod lifecycle;
+pub mod orders;
 pub mod receiver;
 pub mod server;
 
@@ -37,6 +38,8 @@ pub struct TestApp {
     pub db: Db,
     /// The database URL, for a second store or process on the same data.
     pub url: String,
+    /// The store's background work (writers, sequencer, follower).
+    _workers: entitled::workers::Workers,
     cleanup: Option<Cleanup>,
     _dir: Option<TempDir>,
 }
@@ -90,7 +93,7 @@ impl TestApp {
             Db::Postgres => {
                 let base = std::env::var("ENTITLED_TEST_POSTGRES_URL").ok()?;
                 let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
-                let admin = Store::connect_without_migrating(&base)
+                let (admin, _background) = Store::connect_without_migrating(&base)
                     .await
                     .expect("postgres");
                 admin
@@ -103,7 +106,9 @@ impl TestApp {
                 (url, Some(Cleanup { base, schema }), None)
             }
         };
-        let store = Store::connect(&url).await.expect("connect and migrate");
+        let (store, workers) = entitled::workers::connect(&url)
+            .await
+            .expect("connect and migrate");
         store
             .bootstrap_admin_token(
                 Some(&entitled::secret::Secret::new(ADMIN_TOKEN)),
@@ -123,6 +128,7 @@ impl TestApp {
             store,
             db,
             url,
+            _workers: workers,
             cleanup,
             _dir: dir,
         })
@@ -293,6 +299,33 @@ impl Reply {
             );
         }
     }
+
+    /// Asserts a 400 `invalid-request` problem naming `field`; `what` says
+    /// which case of a test this is.
+    pub fn assert_invalid(&self, what: &str, field: &str) {
+        assert_eq!(
+            self.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {:?}",
+            self.body
+        );
+        self.assert_problem(StatusCode::BAD_REQUEST, Some(field));
+        assert_eq!(
+            self.body["type"], "urn:entitled:problem:invalid-request",
+            "{what}: {:?}",
+            self.body
+        );
+    }
+
+    /// Asserts a 404 `not-found` problem.
+    pub fn assert_not_found(&self) {
+        self.assert_problem(StatusCode::NOT_FOUND, None);
+        assert_eq!(
+            self.body["type"], "urn:entitled:problem:not-found",
+            "{:?}",
+            self.body
+        );
+    }
 }
 
 pub fn urlencode(raw: &str) -> String {
@@ -307,8 +340,14 @@ pub fn urlencode(raw: &str) -> String {
 }
 
 /// The Standard Webhooks signature header entry (`v1,<base64>`) of one
-/// message, as Svix signs it for Zeno Bank.
-pub fn standard_webhooks_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+/// message, as Svix signs it for Zeno Bank: the tests' only signer. The
+/// timestamp is signed as written, so a malformed one can be signed too.
+pub fn standard_webhooks_signature(
+    secret: &str,
+    id: &str,
+    timestamp: impl std::fmt::Display,
+    body: &[u8],
+) -> String {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use hmac::{Hmac, Mac};
@@ -329,6 +368,13 @@ pub fn fixture(path: &str) -> Vec<u8> {
 /// A fixture as JSON, to derive variants from.
 pub fn fixture_json(path: &str) -> Value {
     serde_json::from_slice(&fixture(path)).expect("fixture is JSON")
+}
+
+/// A fixture with some fields changed, as bytes.
+pub fn variant(path: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut json = fixture_json(path);
+    edit(&mut json);
+    serde_json::to_vec(&json).unwrap()
 }
 
 /// A directory removed when dropped.
@@ -365,7 +411,7 @@ impl Drop for TestApp {
                     .build()
                     .ok()?;
                 rt.block_on(async {
-                    let admin = Store::connect_without_migrating(&base).await.ok()?;
+                    let (admin, _background) = Store::connect_without_migrating(&base).await.ok()?;
                     let _ = admin
                         .execute_admin(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                         .await;

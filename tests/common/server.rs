@@ -347,7 +347,7 @@ fn admin_sql(base: &str, sql: &str) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let admin = Store::connect_without_migrating(&base)
+            let (admin, _background) = Store::connect_without_migrating(&base)
                 .await
                 .map_err(|e| e.to_string())?;
             let result = admin.execute_admin(&sql).await.map_err(|e| e.to_string());
