@@ -5,6 +5,7 @@
 //! (the only SQL), [`ingest`] (one delivery's path) and [`http`] (thin handlers).
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
 pub mod crypto;
 pub mod domain;

@@ -1556,9 +1556,12 @@ async fn customer_view_merges_sources_entitlements_and_timeline(app: TestApp) {
             );
         }
     }
-    // The subscription's period (2026-06) is over; the order paid for ever.
-    assert_eq!(entitlements[0]["entitled"], true);
-    assert_eq!(entitlements[0]["reason"], "purchase");
+    // The subscription's period (2026-06) is over. The order paid for the
+    // same product through the subscription's own integration: it never
+    // outlives the subscription (DESIGN.md, Order state machine), so the
+    // subscription speaks.
+    assert_eq!(entitlements[0]["entitled"], false);
+    assert_eq!(entitlements[0]["reason"], "period_ended");
     let mut kinds: Vec<&str> = entitlements[0]["sources"]
         .as_array()
         .unwrap()

@@ -9,13 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use crate::app;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem, one_of};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page, Paging, page_loaded};
 use crate::domain::{Instant, IntegrationId, ProductKey};
-use crate::outbound::Resent;
-use crate::secret::Secret;
 use crate::store::{Endpoint, Message, MessageAttempt, MessageFilter, MessageStatus};
 use crate::time_fmt::{self, serde_rfc3339};
 
@@ -299,12 +298,14 @@ async fn put(
     Body(body): Body<EndpointBody>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let (endpoint, secret) = save(
-        &state,
+    let (id, url, products) = parse_endpoint(&id, &body.url, body.products.as_deref())?;
+    let (endpoint, secret) = app::endpoints::save(
+        &state.store,
         &id,
-        &body.url,
-        body.products.as_deref(),
+        url,
+        products.as_deref(),
         body.enabled,
+        time_fmt::now(),
     )
     .await?;
     Ok(match secret {
@@ -320,14 +321,13 @@ async fn put(
     })
 }
 
-/// Creates or updates an endpoint; the new secret when it was created.
-pub(super) async fn save(
-    state: &AppState,
-    id: &str,
-    url: &str,
+/// The endpoint a request asks for, its fields checked: id, URL and
+/// products (`None`: all), for [`app::endpoints::save`].
+pub(super) fn parse_endpoint<'a>(
+    id: &'a str,
+    url: &'a str,
     products: Option<&[String]>,
-    enabled: bool,
-) -> ApiResult<(Endpoint, Option<Secret>)> {
+) -> ApiResult<(String, &'a str, Option<Vec<ProductKey>>)> {
     let id = endpoint_id(id)?;
     check_url(url)?;
     let products = products
@@ -338,8 +338,7 @@ pub(super) async fn save(
                     "`products` lists at most 100 products",
                 ));
             }
-            let mut parsed = keys
-                .iter()
+            keys.iter()
                 .enumerate()
                 .map(|(i, key)| {
                     ProductKey::parse(key).map_err(|e| {
@@ -347,16 +346,10 @@ pub(super) async fn save(
                         ApiError::invalid(&field, format!("`{field}`: {}", e.0))
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            parsed.sort();
-            parsed.dedup();
-            Ok(parsed)
+                .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    Ok(state
-        .store
-        .put_endpoint(&id, url, products.as_deref(), enabled, time_fmt::now())
-        .await?)
+    Ok((id.to_string(), url, products))
 }
 
 /// List outbound webhook endpoints.
@@ -598,26 +591,11 @@ async fn resend(
     _admin: Admin,
     Path((id, message)): Path<(String, String)>,
 ) -> ApiResult<Json<MessageView>> {
-    Ok(Json(resend_message(&state, &id, &message).await?.into()))
-}
-
-/// One attempt at a message now; the message with every attempt after it.
-pub(super) async fn resend_message(
-    state: &AppState,
-    id: &str,
-    message: &str,
-) -> ApiResult<Message> {
-    let missing = || ApiError::not_found(format!("no message {message:?} of endpoint {id:?}"));
-    match state.sender.resend(id, message).await? {
-        Resent::Tried(_) => {}
-        Resent::Busy => {
-            return Err(ApiError::Conflict(
-                "an attempt at this message is in flight; try again when it has finished".into(),
-            ));
-        }
-        Resent::Missing => return Err(missing()),
-    }
-    state.store.message(id, message).await?.ok_or_else(missing)
+    Ok(Json(
+        app::endpoints::resend(&state.sender, &state.store, &id, &message)
+            .await?
+            .into(),
+    ))
 }
 
 #[cfg(test)]

@@ -279,3 +279,16 @@ pub fn field<T>(
 ) -> Result<T, ApiError> {
     parse(raw).map_err(|e| ApiError::invalid(name, format!("`{name}`: {e}")))
 }
+
+/// A use case's refusal, as the API answers it.
+impl From<crate::app::Error> for ApiError {
+    fn from(e: crate::app::Error) -> Self {
+        use crate::app::Error;
+        match e {
+            Error::Invalid { field, detail } => Self::invalid(field, detail),
+            Error::NotFound(what) => Self::NotFound(what),
+            Error::Conflict(what) => Self::Conflict(what),
+            Error::Store(e) => Self::Store(e),
+        }
+    }
+}

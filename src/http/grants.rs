@@ -9,9 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem, field, opt_field};
+use super::error::{ApiResult, Problem, field, opt_field};
 use super::extract::{Body, Params};
 use super::pagination::{Page, page_loaded};
+use crate::app;
 use crate::domain::{Email, Instant, ProductKey};
 use crate::store::Grant;
 use crate::time_fmt::{self, serde_rfc3339};
@@ -118,36 +119,20 @@ async fn create(
     _admin: Admin,
     Body(body): Body<NewGrant>,
 ) -> ApiResult<(StatusCode, Json<GrantView>)> {
-    let grant = give(&state, &body).await?;
+    let grant = app::grants::give(&state.store, &parse_new(&body)?, time_fmt::now()).await?;
     Ok((StatusCode::CREATED, Json(grant.into())))
 }
 
-/// Checks and stores a grant: the API's and the console's one way to give one.
-pub(super) async fn give(state: &AppState, body: &NewGrant) -> ApiResult<Grant> {
-    let email = field("email", &body.email, Email::parse)?;
-    let product = field("product", &body.product, ProductKey::parse)?;
-    let reason = super::rules::text("reason", &body.reason, super::rules::MAX_REASON)?;
-    let now = time_fmt::now();
-    let valid_from = body.valid_from.unwrap_or(now);
-    if body.valid_until.is_some_and(|until| until <= valid_from) {
-        return Err(ApiError::invalid(
-            "valid_until",
-            "`valid_until` must be after `valid_from`",
-        ));
-    }
-    Ok(state
-        .store
-        .create_grant(&email, &product, valid_from, body.valid_until, reason, now)
-        .await?)
-}
-
-/// Revokes a grant: the API's and the console's one way.
-pub(super) async fn take_back(state: &AppState, id: &str) -> ApiResult<Grant> {
-    state
-        .store
-        .revoke_grant(id, time_fmt::now())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no grant {id:?}")))
+/// The grant a body asks for, its fields checked: what the API and the
+/// console hand to [`app::grants::give`].
+pub(super) fn parse_new(body: &NewGrant) -> ApiResult<app::grants::NewGrant> {
+    Ok(app::grants::NewGrant {
+        email: field("email", &body.email, Email::parse)?,
+        product: field("product", &body.product, ProductKey::parse)?,
+        valid_from: body.valid_from,
+        valid_until: body.valid_until,
+        reason: super::rules::text("reason", &body.reason, super::rules::MAX_REASON)?.to_owned(),
+    })
 }
 
 /// List grants.
@@ -206,5 +191,9 @@ async fn revoke(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<GrantView>> {
-    Ok(Json(take_back(&state, &id).await?.into()))
+    Ok(Json(
+        app::grants::revoke(&state.store, &id, time_fmt::now())
+            .await?
+            .into(),
+    ))
 }

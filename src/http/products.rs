@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::app;
 use super::auth::Admin;
 use super::changes::AnswerView;
 use super::error::{ApiError, ApiResult, Problem};
@@ -102,27 +103,19 @@ async fn put(
     Path(key): Path<String>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult<(StatusCode, Json<ProductView>)> {
-    let (product, created) = set_policy(&state, &key, &body).await?;
+    let (product, created) = app::products::set_policy(
+        &state.store,
+        &product_key(&key)?,
+        &policy(&body)?,
+        crate::time_fmt::now(),
+    )
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(product.into())))
-}
-
-/// Sets `key`'s policy to what `body` asks for; whether it was created.
-pub(super) async fn set_policy(
-    state: &AppState,
-    key: &str,
-    body: &PolicyBody,
-) -> ApiResult<(Product, bool)> {
-    let key = product_key(key)?;
-    let policy = policy(body)?;
-    Ok(state
-        .store
-        .put_product(&key, &policy, crate::time_fmt::now())
-        .await?)
 }
 
 /// A product key from the path.
@@ -218,21 +211,6 @@ impl From<PolicyPreview> for PreviewView {
     }
 }
 
-/// What `body` would change for `key`'s customers now, changing nothing.
-pub(super) async fn preview_policy(
-    state: &AppState,
-    key: &str,
-    body: &PolicyBody,
-) -> ApiResult<PreviewView> {
-    let key = product_key(key)?;
-    let candidate = policy(body)?;
-    Ok(state
-        .store
-        .preview_policy(&key, &candidate, crate::time_fmt::now())
-        .await?
-        .into())
-}
-
 /// Preview a policy change.
 ///
 /// Which customers would gain access, lose it, or keep it with another
@@ -261,7 +239,14 @@ async fn preview(
     Path(key): Path<String>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult<Json<PreviewView>> {
-    Ok(Json(preview_policy(&state, &key, &body).await?))
+    let preview = app::products::preview(
+        &state.store,
+        &product_key(&key)?,
+        &policy(&body)?,
+        crate::time_fmt::now(),
+    )
+    .await?;
+    Ok(Json(preview.into()))
 }
 
 /// List products.

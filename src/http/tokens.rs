@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::app;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::{Page, Paging, page_loaded};
 use crate::domain::Instant;
@@ -94,33 +95,29 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     Ok((
         StatusCode::CREATED,
-        Json(make(&state, &body.name, body.scope).await?),
+        Json(
+            app::tokens::create(&state.store, token_name(&body.name)?, body.scope, time_fmt::now())
+                .await?
+                .into(),
+        ),
     ))
 }
 
-/// Makes a token: its value is in the answer and nowhere else.
-pub(super) async fn make(state: &AppState, name: &str, scope: Scope) -> ApiResult<CreatedToken> {
-    let name = super::rules::text("name", name, super::rules::MAX_NAME)?;
-    let value = Secret::generate("ent_");
-    let token = state
-        .store
-        .create_token(name, scope, &value, time_fmt::now())
-        .await?;
-    Ok(CreatedToken {
-        id: token.id,
-        name: token.name,
-        scope: token.scope,
-        token: value.expose().to_owned(),
-        created_at: token.created_at,
-    })
+/// A token's name, checked.
+pub(super) fn token_name(raw: &str) -> ApiResult<&str> {
+    super::rules::text("name", raw, super::rules::MAX_NAME)
 }
 
-/// Deletes a token; 404 when there is none with this id.
-pub(super) async fn revoke(state: &AppState, id: &str) -> ApiResult<()> {
-    if state.store.delete_token(id).await? {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("no token {id:?}")))
+/// A token just made, with its value: shown once.
+impl From<(Token, Secret)> for CreatedToken {
+    fn from((token, value): (Token, Secret)) -> Self {
+        Self {
+            id: token.id,
+            name: token.name,
+            scope: token.scope,
+            token: value.expose().to_owned(),
+            created_at: token.created_at,
+        }
     }
 }
 
@@ -178,6 +175,6 @@ async fn remove(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    revoke(&state, &id).await?;
+    app::tokens::delete(&state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

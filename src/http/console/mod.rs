@@ -183,6 +183,12 @@ impl From<crate::store::StoreError> for Failure {
     }
 }
 
+impl From<crate::app::Error> for Failure {
+    fn from(e: crate::app::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");

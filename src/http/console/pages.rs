@@ -388,17 +388,14 @@ async fn give_grant(
             )
         })?),
     };
-    let grant = crate::http::grants::give(
-        &state,
-        &crate::http::grants::NewGrant {
-            email: email.clone(),
-            product: form.get("product").unwrap_or_default().to_owned(),
-            valid_from: None,
-            valid_until,
-            reason: form.get("reason").unwrap_or_default().to_owned(),
-        },
-    )
-    .await?;
+    let grant = crate::http::grants::parse_new(&crate::http::grants::NewGrant {
+        email: email.clone(),
+        product: form.get("product").unwrap_or_default().to_owned(),
+        valid_from: None,
+        valid_until,
+        reason: form.get("reason").unwrap_or_default().to_owned(),
+    })?;
+    let grant = crate::app::grants::give(&state.store, &grant, time_fmt::now()).await?;
     let done = format!(
         "Granted {} to {}.",
         grant.product.as_str(),
@@ -416,7 +413,7 @@ async fn revoke_grant(
 ) -> PageResult {
     let form = Form::parse(&body);
     check_form(&state, &headers, &session, &form)?;
-    let grant = crate::http::grants::take_back(&state, &id).await?;
+    let grant = crate::app::grants::revoke(&state.store, &id, time_fmt::now()).await?;
     let done = format!("Revoked the {} grant.", grant.product.as_str());
     Ok(back_to_customer(grant.email.as_str(), &done))
 }

@@ -244,8 +244,13 @@ async fn save_product(
 ) -> PageResult {
     let form = Form::parse(&body);
     check_form(&state, &headers, &session, &form)?;
-    let (product, _) =
-        crate::http::products::set_policy(&state, &key, &policy_body(&form)?).await?;
+    let (product, _) = crate::app::products::set_policy(
+        &state.store,
+        &crate::http::products::product_key(&key)?,
+        &crate::http::products::policy(&policy_body(&form)?)?,
+        crate::time_fmt::now(),
+    )
+    .await?;
     Ok(back_to(
         &format!("/console/products/{}", segment(product.key.as_str())),
         &format!("Saved the policy of {}.", product.key.as_str()),
@@ -294,8 +299,15 @@ async fn preview_product(
     let form = Form::parse(&body);
     check_form(&state, &headers, &session, &form)?;
     let body = policy_body(&form)?;
-    let preview: PreviewView = crate::http::products::preview_policy(&state, &key, &body).await?;
     let candidate = crate::http::products::policy(&body)?;
+    let preview: PreviewView = crate::app::products::preview(
+        &state.store,
+        &crate::http::products::product_key(&key)?,
+        &candidate,
+        crate::time_fmt::now(),
+    )
+    .await?
+    .into();
     let content = html! {
         p role="status" {
             "Nothing has changed yet. Under this policy, now: "
@@ -434,12 +446,18 @@ async fn save_endpoint(
             .map(str::to_owned)
             .collect()
     });
-    let (endpoint, secret) = crate::http::endpoints::save(
-        &state,
+    let (id, url, products) = crate::http::endpoints::parse_endpoint(
         form.get("id").unwrap_or_default(),
         form.get("url").unwrap_or_default(),
         products.as_deref(),
+    )?;
+    let (endpoint, secret) = crate::app::endpoints::save(
+        &state.store,
+        &id,
+        url,
+        products.as_deref(),
         form.get("enabled") == Some("true"),
+        crate::time_fmt::now(),
     )
     .await?;
     let path = format!("/console/endpoints/{}", segment(&endpoint.id));
@@ -628,7 +646,7 @@ async fn resend_message(
     body: Bytes,
 ) -> PageResult {
     check_form(&state, &headers, &session, &Form::parse(&body))?;
-    let message = crate::http::endpoints::resend_message(&state, &id, &message).await?;
+    let message = crate::app::endpoints::resend(&state.sender, &state.store, &id, &message).await?;
     let last = message.attempts.last();
     let result = last
         .and_then(|a| {
@@ -718,8 +736,11 @@ async fn create_token(
     } else {
         Scope::App
     };
-    let made =
-        crate::http::tokens::make(&state, form.get("name").unwrap_or_default(), scope).await?;
+    let name = crate::http::tokens::token_name(form.get("name").unwrap_or_default())?;
+    let made: crate::http::tokens::CreatedToken =
+        crate::app::tokens::create(&state.store, name, scope, crate::time_fmt::now())
+            .await?
+            .into();
     Ok(secret_page(
         &session,
         "Token made",
@@ -741,7 +762,7 @@ async fn delete_token(
     body: Bytes,
 ) -> PageResult {
     check_form(&state, &headers, &session, &Form::parse(&body))?;
-    crate::http::tokens::revoke(&state, &id).await?;
+    crate::app::tokens::delete(&state.store, &id).await?;
     Ok(back_to("/console/tokens", &format!("Deleted token {id}.")))
 }
 
