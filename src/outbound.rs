@@ -18,9 +18,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
+use crate::crypto::standard_webhooks::signature_header;
 use crate::domain::{Instant, add_seconds};
 use crate::metrics::{AttemptResult, Metrics};
-use crate::crypto::standard_webhooks::signature_header;
 use crate::store::{
     ACCESS_CHANGED, ENDPOINT_TEST, Lease, Leased, MessageAttempt, MessageStatus, Settle, Store,
     StoreError, Target,

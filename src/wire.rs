@@ -91,4 +91,3 @@ impl From<Change> for ChangeView {
         }
     }
 }
-

@@ -116,4 +116,3 @@ pub async fn clock(store: Store, interval: std::time::Duration, retention: Reten
         }
     }
 }
-

@@ -377,7 +377,10 @@ async fn a_tampered_token_and_one_signed_by_another_key_fail(app: TestApp) {
         app.store.published_keys(time_fmt::now()).await.unwrap();
     assert!(entitled::crypto::jws::verify(&token, &published).is_ok());
     for bad in [&forged, &flipped, &foreign, &under_our_kid] {
-        assert!(entitled::crypto::jws::verify(bad, &published).is_err(), "{bad}");
+        assert!(
+            entitled::crypto::jws::verify(bad, &published).is_err(),
+            "{bad}"
+        );
     }
 }
 

@@ -21,6 +21,7 @@ on_both_databases!(
     control_characters_and_long_emails_are_refused,
     framework_errors_are_problems,
     json_endpoints_take_json_only,
+    a_body_that_is_not_json_is_a_problem_naming_no_field,
     a_cursor_the_server_did_not_issue_is_400,
     oversized_headers_are_431,
     metrics_are_prometheus_text_with_bounded_labels,
@@ -412,6 +413,63 @@ async fn json_endpoints_take_json_only(app: TestApp) {
     assert_eq!(reply.body["outcome"], "applied", "{:?}", reply.body);
 }
 
+/// A body that is not JSON (or not all of it) is a 400 about the body: it
+/// names no field (not `?`, where the parser stood), on every JSON endpoint.
+async fn a_body_that_is_not_json_is_a_problem_naming_no_field(app: TestApp) {
+    let endpoints = [
+        (Method::POST, "/v1/admin/grants"),
+        (Method::POST, "/v1/orders"),
+        (Method::PUT, "/v1/admin/products/pro"),
+        (Method::PUT, "/v1/admin/integrations/zen"),
+        (Method::POST, "/v1/admin/tokens"),
+        (Method::POST, "/v1/admin/rebuild"),
+    ];
+    let bodies = [
+        "not json",
+        "{x}",
+        "{\"email\": ",
+        "{'email': 'a@b.c'}",
+        "",
+        "{\"email\": \"a@b.c\"} and more",
+    ];
+    for (method, path) in &endpoints {
+        for body in bodies {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(*path)
+                .header("authorization", format!("Bearer {}", common::ADMIN_TOKEN))
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            let reply = app.send(request).await;
+            reply.assert_problem(StatusCode::BAD_REQUEST, None);
+            assert_eq!(
+                reply.body.get("field"),
+                None,
+                "{method} {path} {body:?}: {}",
+                reply.body
+            );
+            let detail = reply.body["detail"].as_str().unwrap();
+            assert!(
+                detail.starts_with("the body is not valid"),
+                "{method} {path} {body:?}: {detail}"
+            );
+        }
+    }
+    // A JSON body with a bad field still names it.
+    let reply = app
+        .admin(
+            Method::POST,
+            "/v1/admin/grants",
+            Some(json!({"email": 5, "product": "pro", "reason": "x"})),
+        )
+        .await;
+    reply.assert_problem(StatusCode::BAD_REQUEST, Some("email"));
+    assert_eq!(count(&app, "grants").await, 0, "nothing stored");
+    assert_eq!(count(&app, "tokens").await, 1, "only the bootstrap token");
+    still_answers(&app).await;
+}
+
 async fn a_cursor_the_server_did_not_issue_is_400(app: TestApp) {
     for list in [
         "subscriptions",
@@ -567,4 +625,130 @@ async fn promtool_reads_the_metrics_clean() {
         said.trim().is_empty(),
         "promtool found problems: {said}\n{text}"
     );
+}
+
+/// A Python with Prometheus' own client library (`prometheus_client`), if
+/// one is found: `ENTITLED_TEST_PYTHON`, CI's schemathesis virtualenv, or
+/// `python3`.
+fn python_with_prometheus_client() -> Option<String> {
+    let candidates = [
+        std::env::var("ENTITLED_TEST_PYTHON").ok(),
+        Some(concat!(env!("CARGO_MANIFEST_DIR"), "/target/st-venv/bin/python").to_owned()),
+        Some("python3".to_owned()),
+    ];
+    candidates.into_iter().flatten().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import prometheus_client"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Parses an exposition with `prometheus_client`'s parser for `format`
+/// (`text` or `openmetrics`); what it said when it refused it.
+fn prometheus_client_parses(python: &str, format: &str, exposition: &str) -> Result<(), String> {
+    use std::io::Write;
+    let script = "import sys\n\
+        from prometheus_client.parser import text_string_to_metric_families as text\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics\n\
+        parse = {'text': text, 'openmetrics': openmetrics}[sys.argv[1]]\n\
+        families = list(parse(sys.stdin.read()))\n\
+        assert families, 'no metric families'\n\
+        print(len(families))\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script, format])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// The text format parses with `prometheus_client`'s text parser and the
+/// OpenMetrics one with its OpenMetrics parser (which refuses a counter
+/// family named `_total`, or text served in OpenMetrics' place). CI runs this
+/// where its virtualenv has `prometheus_client`; elsewhere it says it skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_client_parses_both_expositions() {
+    let Some(python) = python_with_prometheus_client() else {
+        eprintln!(
+            "skipped prometheus_client_parses_both_expositions: no python with prometheus_client"
+        );
+        return;
+    };
+    let app = TestApp::start(common::Db::Sqlite).await.unwrap();
+    app.zenofy_integration().await;
+    app.zenofy(activation(|_| {})).await;
+    app.webhook(
+        "/v1/webhooks/zenofy",
+        &[("x-webhook-secret", "wrong")],
+        "{}",
+    )
+    .await;
+    still_answers(&app).await;
+    app.send(
+        Request::builder()
+            .method(Method::from_bytes(b"BREW").unwrap())
+            .uri("/nowhere")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    for (accept, format, content_type) in [
+        (None, "text", "text/plain; version=0.0.4"),
+        (
+            Some("application/openmetrics-text; version=1.0.0"),
+            "openmetrics",
+            "application/openmetrics-text; version=1.0.0",
+        ),
+        // Media types are case-insensitive; what Prometheus sends.
+        (
+            Some("Application/OpenMetrics-Text"),
+            "openmetrics",
+            "application/openmetrics-text",
+        ),
+        (
+            Some(
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,\
+                 text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            ),
+            "openmetrics",
+            "application/openmetrics-text",
+        ),
+        (Some("text/plain, */*"), "text", "text/plain; version=0.0.4"),
+    ] {
+        let mut request = Request::builder().uri("/metrics");
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let reply = app.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(
+            reply.content_type.starts_with(content_type),
+            "{accept:?}: {}",
+            reply.content_type
+        );
+        let exposition = reply.body.as_str().unwrap();
+        assert!(
+            exposition.contains("entitled_webhook_deliveries_total{"),
+            "{exposition}"
+        );
+        if let Err(said) = prometheus_client_parses(&python, format, exposition) {
+            panic!(
+                "prometheus_client's {format} parser refused it ({accept:?}): {said}\n{exposition}"
+            );
+        }
+    }
 }

@@ -32,6 +32,7 @@ on_both_databases!(
     time_alone_changes_answers_through_the_clock_once_whoever_settles,
     a_time_driven_change_is_sent_with_no_provider_event,
     events_stream_every_change_once_in_order_and_resume_after_the_last_id,
+    each_streamed_event_is_what_the_document_describes,
     bad_event_stream_requests_are_problems_that_name_the_field,
     metrics_count_messages_attempts_the_oldest_pending_and_open_streams,
 );
@@ -1150,6 +1151,162 @@ async fn events_stream_every_change_once_in_order_and_resume_after_the_last_id(a
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// Where `value` departs from `schema` (a small JSON Schema reader: `$ref`,
+/// `type`, `const`, `enum`, `required`, `properties`, `additionalProperties`,
+/// `items`, `oneOf`/`anyOf`/`allOf`; patterns and formats are not read).
+fn departures(document: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let target = document
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{at}: no {reference}"));
+        return departures(document, target, value, at);
+    }
+    let mut wrong = Vec::new();
+    let type_name = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let type_ok = |t: &&str| *t == type_name || (*t == "number" && type_name == "integer");
+    if !types.is_empty() && !types.iter().any(type_ok) {
+        wrong.push(format!("{at}: {value} is not {types:?}"));
+    }
+    if let Some(constant) = schema.get("const")
+        && constant != value
+    {
+        wrong.push(format!("{at}: {value} is not {constant}"));
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        wrong.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(Value::Array(options)) = schema.get(key)
+            && !options
+                .iter()
+                .any(|option| departures(document, option, value, at).is_empty())
+        {
+            wrong.push(format!("{at}: {value} matches no {key} option"));
+        }
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        wrong.extend(departures(document, part, value, at));
+    }
+    if let Value::Object(fields) = value {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            if !fields.contains_key(name.as_str().unwrap()) {
+                wrong.push(format!("{at}: {name} is missing"));
+            }
+        }
+        for (name, field) in fields {
+            match schema["properties"].get(name) {
+                Some(property) => wrong.extend(departures(
+                    document,
+                    property,
+                    field,
+                    &format!("{at}.{name}"),
+                )),
+                None if schema["additionalProperties"] == false => {
+                    wrong.push(format!("{at}: {name} is not described"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, value) in items.iter().enumerate() {
+            wrong.extend(departures(document, item, value, &format!("{at}[{i}]")));
+        }
+    }
+    wrong
+}
+
+/// Every event the stream sends is one the OpenAPI document describes: `id`
+/// (the sequence), `event` and `data`, the data a change as the change log
+/// lists it; and the document says so where OpenAPI tools read it (the
+/// `text/event-stream` media type's schema, one event).
+async fn each_streamed_event_is_what_the_document_describes(app: TestApp) {
+    let document = entitled::http::openapi::document_value();
+    let event_schema = document
+        .pointer("/paths/~1v1~1events/get/responses/200/content/text~1event-stream/schema")
+        .expect("the stream's media type")
+        .clone();
+    assert_eq!(event_schema["type"], "object", "{event_schema}");
+    assert_eq!(event_schema["required"], json!(["id", "event", "data"]));
+    assert_eq!(
+        event_schema["properties"]["event"]["const"],
+        "access.changed"
+    );
+    assert_eq!(
+        event_schema["properties"]["data"]["contentMediaType"],
+        "application/json"
+    );
+    let change_schema = event_schema["properties"]["data"]["contentSchema"].clone();
+    assert_eq!(change_schema["$ref"], "#/components/schemas/ChangeView");
+    // The change log's items are the same schema (inlined in its page).
+    assert_eq!(
+        document.pointer("/components/schemas/Page_ChangeView/properties/items/items"),
+        document.pointer("/components/schemas/ChangeView")
+    );
+
+    // Changes of every shape: new (no previous), revoked (a previous), from a
+    // delivery (a delivery and a source), with a plan and a validity.
+    let now = time::OffsetDateTime::now_utc();
+    let (from, until) = (
+        fmt(now - time::Duration::hours(1)),
+        fmt(now + time::Duration::days(1)),
+    );
+    let granted = grant(&app, "ada@example.com", "pro", &from, &until).await;
+    let revoked = app
+        .admin(Method::DELETE, &format!("/v1/admin/grants/{granted}"), None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{:?}", revoked.body);
+    app.zenofy_integration().await;
+    let delivered = app
+        .zenofy(zenofy("activated", "sub-1", "bea@example.com", in_days(30)))
+        .await;
+    assert_eq!(delivered.body["outcome"], "applied", "{:?}", delivered.body);
+    let log = all_changes(&app).await;
+    assert!(log.len() >= 3, "{log:#?}");
+
+    let (status, mut stream) = Stream::open(&app, "", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = Vec::new();
+    while seen.len() < log.len() {
+        match stream.next(Duration::from_secs(10)).await {
+            Some(Frame::Event { id, event, data }) => {
+                assert!(id > 0, "the id is a sequence: {id}");
+                let as_parsed =
+                    json!({"id": id.to_string(), "event": event, "data": data.to_string()});
+                let wrong = departures(&document, &event_schema, &as_parsed, "event");
+                assert!(wrong.is_empty(), "{wrong:#?}");
+                let wrong = departures(&document, &change_schema, &data, "data");
+                assert!(wrong.is_empty(), "{wrong:#?}\n{data:#}");
+                assert_eq!(data["sequence"], id);
+                seen.push(data);
+            }
+            Some(Frame::Comment(_)) => {}
+            None => panic!("only {} of {} events came", seen.len(), log.len()),
+        }
+    }
+    assert_eq!(seen, log, "the stream's data is the change log's");
+    assert!(seen.iter().any(|c| c["previous"].is_object()), "{seen:#?}");
+    assert!(
+        seen.iter().any(|c| c["cause"]["delivery_id"].is_string()),
+        "{seen:#?}"
+    );
+}
+
 async fn bad_event_stream_requests_are_problems_that_name_the_field(app: TestApp) {
     for (query, headers, field) in [
         ("?since=-1", vec![], "since"),
@@ -1157,6 +1314,14 @@ async fn bad_event_stream_requests_are_problems_that_name_the_field(app: TestApp
         ("?since=1000000000000000000", vec![], "since"),
         ("", vec![("last-event-id", "abc")], "Last-Event-ID"),
         ("?since=1", vec![("last-event-id", "-5")], "Last-Event-ID"),
+        // `since` is checked even when `Last-Event-ID` takes its place.
+        ("?since=-1", vec![("last-event-id", "2")], "since"),
+        ("?since=x", vec![("last-event-id", "2")], "since"),
+        (
+            "?since=1000000000000000000",
+            vec![("last-event-id", "0")],
+            "since",
+        ),
         ("?email=nobody", vec![], "email"),
         ("?product=not%20a%20key", vec![], "product"),
         ("?email=%00a@example.com", vec![], "email"),

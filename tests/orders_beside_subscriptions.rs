@@ -47,11 +47,7 @@ async fn shop(app: &TestApp, body: Vec<u8>) -> Value {
         .await;
     assert!(made.status.is_success(), "{:?}", made.body);
     let reply = app
-        .webhook(
-            "/v1/webhooks/shop",
-            &[("x-webhook-secret", SECRET)],
-            body,
-        )
+        .webhook("/v1/webhooks/shop", &[("x-webhook-secret", SECRET)], body)
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body
@@ -71,7 +67,11 @@ async fn access(app: &TestApp, at: &str) -> ((Value, Value, Value), Value) {
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let b = reply.body;
     (
-        (b["entitled"].clone(), b["reason"].clone(), b["valid_until"].clone()),
+        (
+            b["entitled"].clone(),
+            b["reason"].clone(),
+            b["valid_until"].clone(),
+        ),
         b,
     )
 }
@@ -104,13 +104,20 @@ async fn an_order_beside_its_subscription_follows_the_subscription(app: TestApp)
     assert_eq!(order["state"], "paid");
     assert_eq!(order["integration"], "zenofy");
     assert_eq!(order["access_from"], "2026-05-01T08:42:18Z");
-    assert_eq!(order["access_until"], order["access_from"], "an empty window");
+    assert_eq!(
+        order["access_until"], order["access_from"],
+        "an empty window"
+    );
 
     // Past the period and its grace: period_ended, not purchase.
     let (answer, _) = access(&app, "2027-06-01T00:00:00Z").await;
     assert_eq!(
         answer,
-        (json!(false), json!("period_ended"), json!(PERIOD_END_AND_GRACE))
+        (
+            json!(false),
+            json!("period_ended"),
+            json!(PERIOD_END_AND_GRACE)
+        )
     );
 
     // Canceled (access ends at once by default): not entitled, even though
@@ -128,11 +135,23 @@ async fn an_order_beside_its_subscription_follows_the_subscription(app: TestApp)
     // The customer's entitlements say the same, and the change log never
     // showed a purchase.
     let reply = app
-        .admin(Method::GET, &format!("/v1/customers/{BUYER}/entitlements"), None)
+        .admin(
+            Method::GET,
+            &format!("/v1/customers/{BUYER}/entitlements"),
+            None,
+        )
         .await;
-    assert_eq!(reply.body["items"][0]["reason"], "expired", "{:?}", reply.body);
+    assert_eq!(
+        reply.body["items"][0]["reason"], "expired",
+        "{:?}",
+        reply.body
+    );
     let changes = app
-        .admin(Method::GET, "/v1/admin/changes?email=buyer%40example.com", None)
+        .admin(
+            Method::GET,
+            "/v1/admin/changes?email=buyer%40example.com",
+            None,
+        )
         .await;
     let reasons: Vec<&Value> = changes.body["items"]
         .as_array()

@@ -143,13 +143,26 @@ async fn put(app: &TestApp, mode: Mode, secret: &str, keep: Option<Value>) -> Re
 
 /// Authenticated: any answer but 401 (the body may be a duplicate).
 fn assert_authenticated(what: &str, reply: &Reply) {
-    assert_ne!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {:?}", reply.body);
-    assert!(reply.body["delivery_id"].is_string(), "{what}: {:?}", reply.body);
+    assert_ne!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: {:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["delivery_id"].is_string(),
+        "{what}: {:?}",
+        reply.body
+    );
 }
 
 fn assert_refused(what: &str, reply: &Reply) {
     reply.assert_problem(StatusCode::UNAUTHORIZED, None);
-    assert!(reply.body.get("delivery_id").is_none(), "{what}: {:?}", reply.body);
+    assert!(
+        reply.body.get("delivery_id").is_none(),
+        "{what}: {:?}",
+        reply.body
+    );
 }
 
 /// No secret of the mode appears anywhere in an answer.
@@ -175,14 +188,13 @@ async fn every_auth_mode_accepts_the_previous_secret_until_its_time(app: TestApp
         assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
         assert_no_secret(mode, &rotated.body);
         let until = rotated.body["previous_secret_until"].as_str().unwrap();
-        let until = time::OffsetDateTime::parse(
-            until,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap();
+        let until =
+            time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+                .unwrap();
         let kept = until - before;
         assert!(
-            kept >= time::Duration::days(1) && kept < time::Duration::days(1) + time::Duration::minutes(5),
+            kept >= time::Duration::days(1)
+                && kept < time::Duration::days(1) + time::Duration::minutes(5),
             "{mode:?}: kept {kept}"
         );
         let shown = app
@@ -192,13 +204,25 @@ async fn every_auth_mode_accepts_the_previous_secret_until_its_time(app: TestApp
                 None,
             )
             .await;
-        assert_eq!(shown.body["previous_secret_until"], rotated.body["previous_secret_until"]);
+        assert_eq!(
+            shown.body["previous_secret_until"],
+            rotated.body["previous_secret_until"]
+        );
         assert_no_secret(mode, &shown.body);
 
         for (secret, accepted) in [(new, true), (old, true), (wrong, false)] {
             n += 1;
             let reply = mode.post(&app, secret, n).await;
-            let what = format!("{mode:?} with the {} secret", if secret == old { "old" } else if secret == new { "new" } else { "wrong" });
+            let what = format!(
+                "{mode:?} with the {} secret",
+                if secret == old {
+                    "old"
+                } else if secret == new {
+                    "new"
+                } else {
+                    "wrong"
+                }
+            );
             if accepted {
                 assert_authenticated(&what, &reply);
             } else {
@@ -214,9 +238,15 @@ async fn every_auth_mode_accepts_the_previous_secret_until_its_time(app: TestApp
         let again = put(&app, mode, third, Some(json!(60))).await;
         assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
         n += 1;
-        assert_refused(&format!("{mode:?}, the first secret after two rotations"), &mode.post(&app, old, n).await);
+        assert_refused(
+            &format!("{mode:?}, the first secret after two rotations"),
+            &mode.post(&app, old, n).await,
+        );
         n += 1;
-        assert_authenticated(&format!("{mode:?}, the second as previous"), &mode.post(&app, new, n).await);
+        assert_authenticated(
+            &format!("{mode:?}, the second as previous"),
+            &mode.post(&app, new, n).await,
+        );
     }
 
     // Time is up for every previous secret: refused once integrations are
@@ -237,7 +267,10 @@ async fn every_auth_mode_accepts_the_previous_secret_until_its_time(app: TestApp
         assert_eq!(shown.body["previous_secret_until"], Value::Null, "{mode:?}");
         n += 1;
         let [_, new, _] = mode.secrets();
-        assert_refused(&format!("{mode:?}, the previous secret after its time"), &mode.post(&app, new, n).await);
+        assert_refused(
+            &format!("{mode:?}, the previous secret after its time"),
+            &mode.post(&app, new, n).await,
+        );
     }
 }
 
@@ -245,13 +278,28 @@ async fn keep_previous_secret_seconds_is_validated(app: TestApp) {
     let mode = Mode::ZidBasic;
     let [old, new, _] = mode.secrets();
     assert_eq!(put(&app, mode, old, None).await.status, StatusCode::CREATED);
-    for bad in [json!(-1), json!(2_592_001), json!(i64::MAX), json!("86400"), json!(1.5), json!(true)] {
+    for bad in [
+        json!(-1),
+        json!(2_592_001),
+        json!(i64::MAX),
+        json!("86400"),
+        json!(1.5),
+        json!(true),
+    ] {
         let reply = put(&app, mode, new, Some(bad.clone())).await;
-        reply.assert_problem(StatusCode::BAD_REQUEST, Some("keep_previous_secret_seconds"));
+        reply.assert_problem(
+            StatusCode::BAD_REQUEST,
+            Some("keep_previous_secret_seconds"),
+        );
         assert_no_secret(mode, &reply.body);
         // Nothing changed: the old secret is still the one.
         assert_authenticated(&format!("after {bad}"), &mode.post(&app, old, 0).await);
     }
+    // A whole number written as a float is the same number (JSON Schema's
+    // integer).
+    let whole = put(&app, mode, new, Some(json!(553.0))).await;
+    assert_eq!(whole.status, StatusCode::OK, "{:?}", whole.body);
+    assert_authenticated("the previous after 553.0", &mode.post(&app, old, 1).await);
     let longest = put(&app, mode, new, Some(json!(2_592_000))).await;
     assert_eq!(longest.status, StatusCode::OK, "{:?}", longest.body);
     assert!(longest.body["previous_secret_until"].is_string());
@@ -267,11 +315,17 @@ async fn a_put_without_it_holds_no_previous_secret(app: TestApp) {
     assert_eq!(plain.body["previous_secret_until"], Value::Null);
     assert_refused("old after a plain rotation", &mode.post(&app, old, 0).await);
 
-    assert_eq!(put(&app, mode, old, Some(json!(3600))).await.status, StatusCode::OK);
+    assert_eq!(
+        put(&app, mode, old, Some(json!(3600))).await.status,
+        StatusCode::OK
+    );
     // The same secret with a keep: the previous one (`new`) stays as it was.
     let same = put(&app, mode, old, Some(json!(60))).await;
     assert_eq!(same.status, StatusCode::OK);
-    assert_authenticated("previous after the same secret again", &mode.post(&app, new, 0).await);
+    assert_authenticated(
+        "previous after the same secret again",
+        &mode.post(&app, new, 0).await,
+    );
     // With 0: none held.
     let zero = put(&app, mode, old, Some(json!(0))).await;
     assert_eq!(zero.body["previous_secret_until"], Value::Null);

@@ -33,7 +33,12 @@ fn concurrent_writers_and_ticks_rebuild_to_no_difference_on_postgres() {
 }
 
 /// A Zenofy event for `subscription` with the period `start`..`end`.
-fn event(name: &str, subscription: &str, start: time::OffsetDateTime, end: time::OffsetDateTime) -> Vec<u8> {
+fn event(
+    name: &str,
+    subscription: &str,
+    start: time::OffsetDateTime,
+    end: time::OffsetDateTime,
+) -> Vec<u8> {
     let mut body = fixture_json(&format!("zenofy/{name}.json"));
     body["subscriptionId"] = json!(subscription);
     body["customerEmail"] = json!(format!("{subscription}@example.com"));

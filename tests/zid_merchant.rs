@@ -117,7 +117,11 @@ async fn access(app: &TestApp) -> (Value, Value) {
 /// The one order of integration `zid`, with its history.
 async fn the_order(app: &TestApp) -> Value {
     let list = app
-        .admin(Method::GET, "/v1/admin/orders?email=example.user%40email.com", None)
+        .admin(
+            Method::GET,
+            "/v1/admin/orders?email=example.user%40email.com",
+            None,
+        )
         .await;
     assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
     let items = list.body["items"].as_array().unwrap();
@@ -179,7 +183,13 @@ async fn every_documented_merchant_event_is_answered_by_token_and_by_basic_auth(
         let create = post(&app, integration, auth, merchant("order.create")).await;
         assert_outcome("order.create", &create, "applied", Some("pending"));
         assert_eq!(create.body["reason"], Value::Null);
-        let paid = post(&app, integration, auth, merchant("order.payment_status.update")).await;
+        let paid = post(
+            &app,
+            integration,
+            auth,
+            merchant("order.payment_status.update"),
+        )
+        .await;
         assert_outcome("payment", &paid, "applied", Some("paid"));
         let status = post(&app, integration, auth, merchant("order.status.update")).await;
         assert_outcome("status update", &status, "duplicate", Some("paid"));
@@ -243,7 +253,9 @@ async fn every_documented_merchant_event_is_answered_by_token_and_by_basic_auth(
         assert_eq!(order["products"], json!([PRODUCT]));
     }
     // A shopper's login is no customer of ours.
-    let reply = app.access("osama.customer@example.com", PRODUCT, None).await;
+    let reply = app
+        .access("osama.customer@example.com", PRODUCT, None)
+        .await;
     assert_eq!(reply.body["reason"], "no_entitlement", "{:?}", reply.body);
 }
 
@@ -278,7 +290,13 @@ async fn a_merchant_orders_whole_life(app: TestApp) {
 
     // A reversal under way: with the payment still `paid` the first matching
     // row is `paid` (nothing new); without a payment status it is noted.
-    let reply = post(&app, "zid", auth, merchant("order-life.reverse_in_progress")).await;
+    let reply = post(
+        &app,
+        "zid",
+        auth,
+        merchant("order-life.reverse_in_progress"),
+    )
+    .await;
     assert_outcome("reversal, paid", &reply, "duplicate", Some("paid"));
     let reversal = merchant_with(
         "order-life.reverse_in_progress",
@@ -293,7 +311,12 @@ async fn a_merchant_orders_whole_life(app: TestApp) {
     assert_eq!(access(&app).await, (json!(false), json!("refunded")));
 
     let reply = post(&app, "zid", auth, merchant("order-life.cancelled")).await;
-    assert_outcome("cancelled after the refund", &reply, "noted", Some("refunded"));
+    assert_outcome(
+        "cancelled after the refund",
+        &reply,
+        "noted",
+        Some("refunded"),
+    );
 
     let order = the_order(&app).await;
     assert_eq!(order["state"], "refunded");
@@ -336,7 +359,11 @@ async fn a_merchant_order_out_of_order(app: TestApp) {
 async fn orders_that_end_unpaid(app: TestApp) {
     zid_integration(&app, "zid").await;
     let cases = [
-        ("1001", json!({"name": "Canceled", "code": "canceled"}), "canceled"),
+        (
+            "1001",
+            json!({"name": "Canceled", "code": "canceled"}),
+            "canceled",
+        ),
         ("1002", json!("Voided"), "canceled"),
         ("1003", json!({"name": "x", "code": "DENIED"}), "canceled"),
         ("1004", json!({"name": "x", "code": "failed"}), "canceled"),
@@ -389,7 +416,12 @@ async fn an_order_without_an_email_is_unmatched_until_registered(app: TestApp) {
             Some(json!({"integration": "zid", "external_id": ORDER, "email": BUYER, "product": PRODUCT})),
         )
         .await;
-    assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{:?}",
+        registered.body
+    );
     assert_eq!(registered.body["state"], "paid");
     assert_eq!(registered.body["provider"], "zid");
     assert_eq!(registered.body["products"], json!([PRODUCT]));
@@ -413,7 +445,12 @@ async fn an_order_without_an_email_is_unmatched_until_registered(app: TestApp) {
         history(&order),
         vec![
             entry("registered", Value::Null, json!("pending"), "applied"),
-            entry("progressed", json!("pending"), json!("pending"), "duplicate"),
+            entry(
+                "progressed",
+                json!("pending"),
+                json!("pending"),
+                "duplicate"
+            ),
             entry("paid", json!("pending"), json!("paid"), "applied"),
         ]
     );

@@ -7,7 +7,12 @@ use crate::store::{Scope, Store, Token};
 
 /// Makes a token; its value is in the answer and nowhere else (only its hash
 /// is stored).
-pub async fn create(store: &Store, name: &str, scope: Scope, now: Instant) -> Result<(Token, Secret)> {
+pub async fn create(
+    store: &Store,
+    name: &str,
+    scope: Scope,
+    now: Instant,
+) -> Result<(Token, Secret)> {
     let value = Secret::generate("ent_");
     let token = store.create_token(name, scope, &value, now).await?;
     Ok((token, value))

@@ -299,7 +299,8 @@ pub struct Decision {
 
 /// ORs all sources of one customer and product at `at`, and explains the result.
 pub fn decide(sources: &[Source<'_>], at: Instant) -> Decision {
-    let granting = weighed(sources).filter_map(|(i, s)| s.window.filter(|w| w.contains(at)).map(|w| (i, w)));
+    let granting =
+        weighed(sources).filter_map(|(i, s)| s.window.filter(|w| w.contains(at)).map(|w| (i, w)));
     // The source that grants the longest: `None` (for ever) beats any instant.
     let longest = granting.max_by(|(_, a), (_, b)| match (a.until, b.until) {
         (None, None) => std::cmp::Ordering::Equal,

@@ -241,7 +241,11 @@ fn check_decision(sources: &[Source], at: Instant) -> Result<(), TestCaseError> 
             decision.reason,
             Reason::Active | Reason::GracePeriod | Reason::Purchase | Reason::Grant
         ));
-        prop_assert!(decision.source.is_none_or(|i| i < sources.len() && !beside_subscription(i)));
+        prop_assert!(
+            decision
+                .source
+                .is_none_or(|i| i < sources.len() && !beside_subscription(i))
+        );
         prop_assert_eq!(
             decision.source.is_none(),
             decision.reason == Reason::NoEntitlement

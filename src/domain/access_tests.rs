@@ -819,7 +819,10 @@ fn an_order_through_another_integration_or_alone_is_a_purchase() {
     let canceled = subscription(Sub::Canceled, &policy);
     let elsewhere = row(order_facts(order::State::Paid), &policy, FROM);
     assert_eq!(
-        decide(&[canceled.clone(), elsewhere.clone()], END + Duration::days(10)),
+        decide(
+            &[canceled.clone(), elsewhere.clone()],
+            END + Duration::days(10)
+        ),
         entitled(Reason::Purchase, None, 1)
     );
     assert!(!shadowed(&[canceled, elsewhere.clone()], 1));
@@ -870,6 +873,9 @@ fn a_shadowed_orders_edges_are_no_boundaries() {
     };
     let sub = subscription(Sub::Expired, &policy);
     let paid = beside(order::State::Paid, &policy, FROM);
-    assert_eq!(next_boundary(&[sub.clone(), paid.clone()], FROM - SECOND), None);
+    assert_eq!(
+        next_boundary(&[sub.clone(), paid.clone()], FROM - SECOND),
+        None
+    );
     assert_eq!(last_boundary(&[sub, paid], FROM, END), None);
 }

@@ -8,13 +8,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiResult, Problem, one_of};
+use super::error::{ApiError, ApiResult, Problem, one_of, opt_field};
 use super::extract::Params;
 use super::pagination::{self, Page};
 use super::webhooks::DeliveryAnswer;
 use crate::domain::access::SourceKind;
-use crate::domain::{Instant, Outcome};
-use crate::ingest::{self, ReplayError};
+use crate::domain::{Instant, IntegrationId, Outcome};
 use crate::store::{AttemptRecord, DeliveryFilter, DeliveryRecord};
 use crate::time_fmt::serde_rfc3339;
 
@@ -150,7 +149,7 @@ pub struct DeliveryDetailView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of deliveries", body = Page<DeliveryView>),
-        (status = 400, description = "`outcome` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`integration`, `outcome`, `limit` or `cursor` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
     )
@@ -161,6 +160,11 @@ async fn list(
     Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Page<DeliveryView>>> {
     let limit = pagination::limit(query.limit.as_deref())?;
+    let integration = opt_field(
+        "integration",
+        query.integration.as_deref(),
+        IntegrationId::parse,
+    )?;
     one_of(
         "outcome",
         query.outcome.as_deref(),
@@ -170,7 +174,7 @@ async fn list(
     let rows = state
         .store
         .deliveries(&DeliveryFilter {
-            integration: query.integration.as_deref(),
+            integration: integration.as_ref().map(IntegrationId::as_str),
             outcome: query.outcome.as_deref(),
             before: pagination::cursor(query.cursor.as_deref())?.as_deref(),
             limit: limit + 1,
@@ -248,22 +252,9 @@ async fn replay(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryAnswer>> {
-    Ok(Json(replay_delivery(&state, &id).await?.into()))
-}
-
-/// Applies a stored delivery again: the API's and the console's one way.
-pub(super) async fn replay_delivery(
-    state: &AppState,
-    id: &str,
-) -> ApiResult<crate::store::Recorded> {
-    match ingest::replay(&state.store, id, crate::time_fmt::now()).await {
-        Ok(recorded) => Ok(recorded),
-        Err(ReplayError::UnknownDelivery(_)) => {
-            Err(ApiError::not_found(format!("no delivery {id:?}")))
-        }
-        Err(e @ (ReplayError::IntegrationGone(_) | ReplayError::BodyDropped(_))) => {
-            Err(ApiError::Conflict(e.to_string()))
-        }
-        Err(ReplayError::Store(e)) => Err(e.into()),
-    }
+    Ok(Json(
+        crate::app::deliveries::replay(&state.store, &id, crate::time_fmt::now())
+            .await?
+            .into(),
+    ))
 }

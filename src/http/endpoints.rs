@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use crate::app;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, Problem, one_of};
 use super::extract::{Body, Params};
 use super::pagination::{self, Page, Paging, page_loaded};
+use crate::app;
 use crate::domain::{Instant, IntegrationId, ProductKey};
 use crate::store::{Endpoint, Message, MessageAttempt, MessageFilter, MessageStatus};
 use crate::time_fmt::{self, serde_rfc3339};

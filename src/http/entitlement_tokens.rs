@@ -15,9 +15,9 @@ use super::AppState;
 use super::auth::App;
 use super::error::{ApiError, ApiResult, Problem, field};
 use super::extract::Body;
+use crate::crypto::jws::Jwk;
 use crate::domain::access::Reason;
 use crate::domain::{Email, Instant, ProductKey};
-use crate::crypto::jws::Jwk;
 use crate::time_fmt::{self, serde_rfc3339};
 
 pub fn router() -> Router<AppState> {

@@ -210,22 +210,35 @@ impl Problem {
 
 impl ApiError {
     /// The status and the detail a client is shown (the console shows them
-    /// as a page); storage failures are logged here as for the API.
+    /// as a page); storage errors are logged here as for the API.
     pub fn shown(&self) -> (StatusCode, String) {
-        if let Self::Store(e) = self {
-            tracing::error!(error = %e, "request failed in storage");
-        }
+        self.log();
         let (status, problem) = self.problem();
         (status, problem.detail)
+    }
+
+    /// Logs what storage answered, as what it is: a write refused because
+    /// what it rested on changed (a 409 by design) is a conflict, a replica
+    /// still loading is a warning, and only a genuine storage fault is an
+    /// error. Client errors are not logged.
+    fn log(&self) {
+        match self {
+            Self::Store(StoreError::Changed(detail)) => {
+                tracing::info!(detail = %detail, "conflict: what the request rested on changed");
+            }
+            Self::Store(e @ StoreError::NotReady) => {
+                tracing::warn!(error = %e, "request refused: the read model is still loading");
+            }
+            Self::Store(e) => tracing::error!(error = %e, "request failed in storage"),
+            _ => {}
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, problem) = self.problem();
-        if let Self::Store(e) = &self {
-            tracing::error!(error = %e, "request failed in storage");
-        }
+        self.log();
         let mut response = (status, Json(problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -290,5 +303,81 @@ impl From<crate::app::Error> for ApiError {
             Error::Conflict(what) => Self::Conflict(what),
             Error::Store(e) => Self::Store(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What the logs said while `f` ran, one line per event.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_changed_precondition_is_logged_as_a_conflict_not_an_error() {
+        let error = ApiError::Store(StoreError::Changed(
+            "the policy of `pro` changed while the rebuild compared".into(),
+        ));
+        let said = logged(|| {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::CONFLICT);
+        });
+        assert!(said.contains("INFO") && said.contains("conflict"), "{said}");
+        assert!(said.contains("the policy of `pro` changed"), "{said}");
+        assert!(!said.contains("ERROR"), "{said}");
+        assert!(!said.contains("request failed in storage"), "{said}");
+    }
+
+    #[test]
+    fn a_storage_fault_is_logged_as_an_error() {
+        let said = logged(|| {
+            let response = ApiError::Store(StoreError::Corrupt("bad row".into())).into_response();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        });
+        assert!(said.contains("ERROR"), "{said}");
+        assert!(said.contains("request failed in storage"), "{said}");
+        assert!(said.contains("bad row"), "{said}");
+    }
+
+    #[test]
+    fn the_console_logs_as_the_api_does() {
+        let said = logged(|| {
+            let (status, _) = ApiError::Store(StoreError::Changed("moved".into())).shown();
+            assert_eq!(status, StatusCode::CONFLICT);
+        });
+        assert!(said.contains("INFO") && !said.contains("ERROR"), "{said}");
+    }
+
+    #[test]
+    fn client_errors_are_not_logged() {
+        let said = logged(|| {
+            let _ = ApiError::invalid("email", "`email` is required").into_response();
+            let _ = ApiError::Conflict("already registered".into()).into_response();
+        });
+        assert!(said.is_empty(), "{said}");
     }
 }

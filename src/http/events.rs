@@ -40,6 +40,41 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Changes read per query.
 const PAGE: i64 = 500;
 
+/// The `event` field of every event the stream sends.
+pub const EVENT: &str = "access.changed";
+
+/// Describes each event of `GET /v1/events` as it is sent, in place of the
+/// `String` the derive macro can spell: `id` (the sequence), `event`
+/// ([`EVENT`]) and `data` (a [`ChangeView`] as JSON). OpenAPI 3.1 has no
+/// `itemSchema` (3.2's), so the media type's `schema` is one event, which is
+/// how OpenAPI tools read a `text/event-stream` schema before 3.2
+/// (schemathesis among them); comment lines are not events.
+pub(super) fn document_events(doc: &mut serde_json::Value) {
+    let pointer = "/paths/~1v1~1events/get/responses/200/content/text~1event-stream/schema";
+    if let Some(schema) = doc.pointer_mut(pointer) {
+        *schema = serde_json::json!({
+            "type": "object",
+            "description": "One event: a change of the change log, as `GET /v1/admin/changes` lists it",
+            "required": ["id", "event", "data"],
+            "properties": {
+                "id": {
+                    "type": "string",
+                    "description": "The change's `sequence`: what `Last-Event-ID` resumes after",
+                    "pattern": "^[1-9][0-9]*$",
+                },
+                "event": {"type": "string", "const": EVENT},
+                "data": {
+                    "type": "string",
+                    "description": "The change as JSON",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": "#/components/schemas/ChangeView"},
+                },
+            },
+            "additionalProperties": false,
+        });
+    }
+}
+
 /// Where a stream starts and what it carries.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -74,7 +109,7 @@ struct StreamQuery {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The stream of changes", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The stream of changes: one event per change (`id`, `event`, `data`); comment lines keep it open", content_type = "text/event-stream", body = String),
         (status = 400, description = "`since`, `Last-Event-ID`, `email` or `product` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is neither `app` nor `admin`", body = Problem, content_type = "application/problem+json"),
@@ -88,14 +123,19 @@ async fn stream(
 ) -> ApiResult<Response> {
     let email = opt_field("email", query.email.as_deref(), Email::parse)?;
     let product = opt_field("product", query.product.as_deref(), ProductKey::parse)?;
+    // `since` is checked even when `Last-Event-ID` takes its place: every
+    // parameter the document declares is validated.
+    let since = query
+        .since
+        .as_deref()
+        .map(|raw| sequence("since", raw))
+        .transpose()?;
     let resume = headers
         .get("last-event-id")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}").trim());
-    let since = match (resume, query.since.as_deref()) {
-        (Some(raw), _) => sequence("Last-Event-ID", raw)?,
-        (None, Some(raw)) => sequence("since", raw)?,
-        (None, None) => 0,
-    };
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").trim())
+        .map(|raw| sequence("Last-Event-ID", raw))
+        .transpose()?;
+    let since = resume.or(since).unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let guard = state.metrics.event_stream();
     let store = state.store.clone();
@@ -166,7 +206,7 @@ async fn feed(
             since = change.sequence;
             let data = serde_json::to_string(&ChangeView::from(change))
                 .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-            let event = format!("id: {since}\nevent: access.changed\ndata: {data}\n\n");
+            let event = format!("id: {since}\nevent: {EVENT}\ndata: {data}\n\n");
             if tx.send(Bytes::from(event)).await.is_err() {
                 return Ok(());
             }

@@ -41,22 +41,39 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 detail: "the body must be a JSON object".to_owned(),
             });
         }
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let field = match (path.as_str(), inner.classify()) {
-                (".", _) => missing_field(&inner.to_string()),
-                (path, _) => Some(path.to_owned()),
-            };
-            ApiError::Invalid {
-                detail: match &field {
-                    Some(field) => format!("`{field}`: {inner}"),
-                    None => format!("the body is not valid: {inner}"),
-                },
-                field,
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            // Whether the body is JSON at all decides whether a field is to
+            // blame: serde may stop at a field before it reaches what makes
+            // the body not JSON (`{"a": 1} and more`), and calls some wrong
+            // types a syntax error (`1` where an enum's name belongs).
+            match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                Err(not_json) => body_problem(None, not_json),
+                Ok(_) => body_problem(Some(&e.path().to_string()), e.into_inner()),
             }
-        })
+        })?;
+        // Nothing but whitespace may follow the object.
+        de.end().map_err(|e| body_problem(None, e))?;
+        Ok(Body(value))
+    }
+}
+
+/// A body serde could not read: 400 naming the field to blame, if one is.
+/// A body that is not JSON (`path` `None`) names none: serde's path there is
+/// where the parser stood, `?` when it had not read a key yet.
+fn body_problem(path: Option<&str>, inner: serde_json::Error) -> ApiError {
+    let field = match path {
+        None => None,
+        Some(".") => missing_field(&inner.to_string()),
+        Some(path) if path.split(['.', '[']).any(|segment| segment == "?") => None,
+        Some(path) => Some(path.to_owned()),
+    };
+    ApiError::Invalid {
+        detail: match &field {
+            Some(field) => format!("`{field}`: {inner}"),
+            None => format!("the body is not valid: {inner}"),
+        },
+        field,
     }
 }
 
@@ -92,17 +109,15 @@ fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
         return Ok(()); // not JSON: the deserialiser says so, with its position
     };
     match nul_path(&value, String::new()) {
-        Some(path) => {
-            let field = if path.is_empty() {
-                ".".to_owned()
-            } else {
-                path
-            };
-            Err(ApiError::Invalid {
-                detail: format!("`{field}` may not contain U+0000"),
-                field: Some(field),
-            })
-        }
+        // The body itself is a string: no field to name.
+        Some(path) if path.is_empty() => Err(ApiError::Invalid {
+            detail: "the body may not contain U+0000".to_owned(),
+            field: None,
+        }),
+        Some(field) => Err(ApiError::Invalid {
+            detail: format!("`{field}` may not contain U+0000"),
+            field: Some(field),
+        }),
         None => Ok(()),
     }
 }
@@ -174,5 +189,76 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
             })
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Grant {
+        email: String,
+        days: Option<i64>,
+        scope: Option<Scope>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Scope {
+        App,
+    }
+
+    /// The field a body's problem names, or `Ok` when the body was read.
+    async fn named(body: &str) -> Result<(), Option<String>> {
+        let request = Request::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        match Body::<Grant>::from_request(request, &()).await {
+            Ok(_) => Ok(()),
+            Err(ApiError::Invalid { field, detail }) => {
+                assert!(!detail.is_empty());
+                Err(field)
+            }
+            Err(other) => panic!("{body:?}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_names_no_field() {
+        for body in [
+            "not json",
+            "{x}",
+            "{\"email\": ",
+            "{\"email\": \"a@b.c\", ",
+            "{\"email\" \"a@b.c\"}",
+            "",
+            "[]",
+            "\"\\u0000\"",
+            "{\"email\": \"a@b.c\"} trailing",
+            "{\"days\": 1} trailing",
+            "{\"email\": 5, ",
+        ] {
+            assert_eq!(named(body).await, Err(None), "{body:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_body_with_a_bad_field_names_it() {
+        for (body, field) in [
+            ("{}", "email"),
+            ("{\"email\": 5}", "email"),
+            ("{\"email\": \"a@b.c\", \"days\": \"3\"}", "days"),
+            ("{\"email\": \"a\\u0000@b.c\"}", "email"),
+            // serde calls a number where an enum's name belongs a syntax error.
+            ("{\"email\": \"a@b.c\", \"scope\": 1}", "scope"),
+            ("{\"email\": \"a@b.c\", \"scope\": \"root\"}", "scope"),
+        ] {
+            assert_eq!(named(body).await, Err(Some(field.to_owned())), "{body:?}");
+        }
+        assert_eq!(named("{\"email\": \"a@b.c\"}").await, Ok(()));
     }
 }

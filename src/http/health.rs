@@ -30,10 +30,11 @@ pub struct Health {
 
 /// Prometheus metrics.
 ///
-/// The Prometheus text format (0.0.4), or OpenMetrics when `Accept` asks for
-/// `application/openmetrics-text`: requests, deliveries by outcome, webhook
-/// authentication failures, access checks, outbound messages by status and
-/// attempts by result, the oldest pending message's age, open event streams.
+/// The Prometheus text format (0.0.4), or OpenMetrics when `Accept` prefers
+/// `application/openmetrics-text` (as Prometheus asks): requests, deliveries
+/// by outcome, webhook authentication failures, access checks, outbound
+/// messages by status and attempts by result, the oldest pending message's
+/// age, open event streams.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -58,12 +59,7 @@ async fn metrics(
         Ok(stats) => state.metrics.outbound(&stats, crate::time_fmt::now()),
         Err(e) => tracing::warn!(error = %e, "metrics: could not count outbound messages"),
     }
-    let openmetrics = headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    if openmetrics {
+    if wants_openmetrics(&headers) {
         (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -80,6 +76,36 @@ async fn metrics(
             state.metrics.render(),
         )
     }
+}
+
+/// Whether a scrape asks for OpenMetrics rather than the text format:
+/// `Accept` names `application/openmetrics-text` (media types are
+/// case-insensitive) with a `q` above 0 and no lower than the text format's
+/// (`text/plain`, `text/*` or `*/*`). Anything else, no `Accept` included,
+/// gets the text format.
+fn wants_openmetrics(headers: &axum::http::HeaderMap) -> bool {
+    let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+    let ranges = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for range in ranges {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, q)| q.trim().parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q))
+            .unwrap_or(0.0);
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" | "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= text
 }
 
 /// Liveness.
@@ -119,4 +145,44 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
         }
     }
     Ok(Json(Health { status: "ready" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_openmetrics;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    #[test]
+    fn openmetrics_is_served_when_accept_prefers_it_and_text_otherwise() {
+        for (accept, openmetrics) in [
+            (None, false),
+            (Some("*/*"), false),
+            (Some("text/plain"), false),
+            (Some("application/openmetrics-text"), true),
+            (Some("Application/OpenMetrics-Text; version=1.0.0"), true),
+            // What Prometheus sends.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,\
+                     application/openmetrics-text;version=0.0.1;q=0.75,\
+                     text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                true,
+            ),
+            (
+                Some("text/plain;version=0.0.4, application/openmetrics-text;q=0.5"),
+                false,
+            ),
+            (Some("application/openmetrics-text;q=0, text/plain"), false),
+            (Some("application/openmetrics-text;q=0"), false),
+            (Some("application/openmetrics-text;q=x"), false),
+            (Some("text/html, application/openmetrics-text"), true),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(accept) = accept {
+                headers.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            }
+            assert_eq!(wants_openmetrics(&headers), openmetrics, "{accept:?}");
+        }
+    }
 }

@@ -47,6 +47,7 @@ struct IntegrationBody {
     /// When `secret` replaces another, accept the replaced one too for this
     /// many seconds (a provider's key rotation, a changed Basic password),
     /// replacing any previous secret held. 0 or absent: hold none.
+    #[serde(default, deserialize_with = "super::extract::whole_number")]
     #[schema(minimum = 0, maximum = 2592000, example = 86400)]
     keep_previous_secret_seconds: Option<i64>,
 }

@@ -17,6 +17,7 @@ mod grants;
 mod guard;
 mod health;
 mod integrations;
+mod links;
 pub mod openapi;
 mod orders;
 mod pagination;

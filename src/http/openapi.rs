@@ -163,11 +163,16 @@ impl Modify for DocsAddon {
 }
 
 /// The whole document as JSON: what utoipa generates from the handlers, then
-/// [`super::rules::state`] writes in the rules that derive macros cannot spell.
+/// what derive macros cannot spell: the rules requests must follow
+/// ([`super::rules::state`]), the events of the event stream
+/// ([`events::document_events`]) and the links between operations
+/// ([`super::links::state`]).
 pub fn document_value() -> serde_json::Value {
     let mut value =
         serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
     super::rules::state(&mut value);
+    events::document_events(&mut value);
+    super::links::state(&mut value);
     value
 }
 

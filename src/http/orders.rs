@@ -16,7 +16,7 @@ use super::pagination::{self, Page};
 use super::subscriptions::HistoryView;
 use crate::domain::access::SourceKind;
 use crate::domain::order::State as OrderState;
-use crate::domain::{Email, Instant, ProductKey};
+use crate::domain::{Email, Instant, IntegrationId, ProductKey};
 use crate::ingest::{self, RegisterError};
 use crate::store::{OrderFilter, OrderRecord};
 use crate::time_fmt::serde_rfc3339;
@@ -32,8 +32,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
-    /// The integration the payment will arrive through: an existing Zeno Bank
-    /// or ZayPay integration (else 400).
+    /// The integration the payment will arrive through: the id of an
+    /// existing Zeno Bank or ZayPay integration (else 400).
     integration: String,
     /// The provider's order id (1 to 200 characters).
     external_id: String,
@@ -113,7 +113,8 @@ struct ListQuery {
 /// Register a one-time order.
 ///
 /// Registers a one-time order for a provider whose payloads carry no email
-/// (Zeno Bank, ZayPay). Deliveries that arrived for it first (`unmatched`) are
+/// (Zeno Bank, ZayPay, a Zid marketplace order's masked customer; Zenofy
+/// orders name their buyer and take none). Deliveries that arrived for it first (`unmatched`) are
 /// applied now, in arrival order, so a payment that raced the registration
 /// grants access in this very request. 201 when registered; 200 when the same
 /// registration was already made.
@@ -138,6 +139,7 @@ async fn register(
     _caller: App,
     Body(body): Body<Registration>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    let integration = field("integration", &body.integration, IntegrationId::parse)?;
     let email = field("email", &body.email, Email::parse)?;
     let product = field("product", &body.product, ProductKey::parse)?;
     let external_id = super::rules::text(
@@ -147,7 +149,7 @@ async fn register(
     )?;
     let result = ingest::register_order(
         &state.store,
-        &body.integration,
+        integration.as_str(),
         external_id,
         &email,
         &product,
@@ -183,7 +185,7 @@ async fn register(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of orders", body = Page<OrderView>),
-        (status = 400, description = "`email`, `state` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`email`, `state`, `integration`, `limit` or `cursor` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
     )
@@ -201,12 +203,17 @@ async fn list(
         &OrderState::ALL,
         OrderState::as_str,
     )?;
+    let integration = opt_field(
+        "integration",
+        query.integration.as_deref(),
+        IntegrationId::parse,
+    )?;
     let rows = state
         .store
         .orders(&OrderFilter {
             email: email.as_ref().map(Email::as_str),
             state: query.state.as_deref(),
-            integration: query.integration.as_deref(),
+            integration: integration.as_ref().map(IntegrationId::as_str),
             before: pagination::cursor(query.cursor.as_deref())?.as_deref(),
             limit: limit + 1,
         })

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::app;
 use super::auth::Admin;
 use super::changes::AnswerView;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::{Page, Paging, page_loaded};
+use crate::app;
 use crate::domain::{CanceledAccess, Email, Instant, Policy, ProductKey};
 use crate::store::{Flip, PolicyPreview, Product};
 use crate::time_fmt::serde_rfc3339;

@@ -36,6 +36,16 @@ pub const SHARED_SECRET: &str = "^[^\\x00-\\x20\\x7f][^\\x00-\\x1f\\x7f]{6,}[^\\
 /// The change log's cursors name a sequence number.
 pub const CHANGES_CURSOR_PATTERN: &str = "^c1\\.[0-9]{1,18}$";
 
+/// The longest integration id, in characters, as [`IntegrationId::PATTERN`]
+/// spells it (a test holds the pattern and the parser to it).
+pub const MAX_INTEGRATION_ID: usize = 64;
+
+/// An integration id wherever one is taken (a body field, a path or query
+/// parameter): the domain's pattern and its lengths.
+fn integration_id() -> Value {
+    json!({"pattern": IntegrationId::PATTERN, "minLength": 1, "maxLength": MAX_INTEGRATION_ID})
+}
+
 /// The longest token name, grant reason and external order id, in characters.
 pub const MAX_NAME: usize = 200;
 pub const MAX_REASON: usize = 500;
@@ -180,6 +190,7 @@ fn body_fields(doc: &mut Value) {
     for (pointer, rules) in [
         ("/NewGrant/properties/product", product_key.clone()),
         ("/NewGrant/properties/reason", text(MAX_REASON)),
+        ("/Registration/properties/integration", integration_id()),
         ("/Registration/properties/product", product_key.clone()),
         (
             "/Registration/properties/external_id",
@@ -231,8 +242,8 @@ fn body_fields(doc: &mut Value) {
     }
 }
 
-/// Parameters whose values the server parses: product keys, integration ids,
-/// cursors.
+/// Parameters whose values the server parses: product keys, integration ids
+/// (and endpoint ids, the same slugs), cursors.
 fn parameters(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -248,25 +259,27 @@ fn parameters(doc: &mut Value) {
             {
                 let name = parameter["name"].as_str().unwrap_or_default().to_owned();
                 let place = parameter["in"].as_str().unwrap_or_default().to_owned();
-                let pattern = match (place.as_str(), name.as_str()) {
+                let rules = match (place.as_str(), name.as_str()) {
                     ("query", "cursor") if path == "/v1/admin/changes" => {
-                        Some(CHANGES_CURSOR_PATTERN)
+                        Some(json!({"pattern": CHANGES_CURSOR_PATTERN}))
                     }
-                    ("query", "cursor") => Some(CURSOR_PATTERN),
-                    ("query", "product") => Some(ProductKey::PATTERN),
+                    ("query", "cursor") => Some(json!({"pattern": CURSOR_PATTERN})),
+                    ("query", "product") => Some(json!({"pattern": ProductKey::PATTERN})),
                     ("path", "key") if path.starts_with("/v1/admin/products/") => {
-                        Some(ProductKey::PATTERN)
+                        Some(json!({"pattern": ProductKey::PATTERN}))
                     }
+                    // Integration ids, and endpoint ids (the same slugs).
+                    ("query" | "path", "integration") => Some(integration_id()),
                     ("path", "id")
                         if path.starts_with("/v1/admin/integrations/")
                             || path.starts_with("/v1/admin/endpoints/") =>
                     {
-                        Some(IntegrationId::PATTERN)
+                        Some(integration_id())
                     }
                     _ => None,
                 };
-                if let (Some(pattern), Some(schema)) = (pattern, parameter.get_mut("schema")) {
-                    set(schema, json!({"pattern": pattern}));
+                if let (Some(rules), Some(schema)) = (rules, parameter.get_mut("schema")) {
+                    set(schema, rules);
                 }
                 // An absent header is how a header is optional: its value is
                 // an integer, never `null`.
@@ -343,5 +356,23 @@ fn is_string(map: &Map<String, Value>) -> bool {
         Some(Value::String(t)) => t == "string",
         Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_integration_id_lengths_are_the_parsers_and_the_patterns() {
+        let longest = "a".repeat(MAX_INTEGRATION_ID);
+        assert!(IntegrationId::parse(&longest).is_ok());
+        assert!(IntegrationId::parse(&format!("{longest}a")).is_err());
+        assert!(IntegrationId::parse("").is_err());
+        assert!(
+            IntegrationId::PATTERN.ends_with(&format!("{{1,{MAX_INTEGRATION_ID}}}$")),
+            "{}",
+            IntegrationId::PATTERN
+        );
     }
 }

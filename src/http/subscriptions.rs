@@ -13,7 +13,7 @@ use super::extract::Params;
 use super::pagination::{self, Page};
 use crate::domain::access::SourceKind;
 use crate::domain::subscription::State as SubscriptionState;
-use crate::domain::{Email, Instant, Outcome, ProductKey};
+use crate::domain::{Email, Instant, IntegrationId, Outcome, ProductKey};
 use crate::store::{HistoryEntry, SubscriptionFilter, SubscriptionRecord};
 use crate::time_fmt::serde_rfc3339;
 
@@ -159,7 +159,7 @@ pub struct SubscriptionDetail {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of subscriptions", body = Page<SubscriptionView>),
-        (status = 400, description = "`email`, `state` or `limit` is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`email`, `product`, `state`, `integration`, `limit` or `cursor` is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token's scope is not `admin`", body = Problem, content_type = "application/problem+json"),
     )
@@ -178,13 +178,18 @@ async fn list(
         &SubscriptionState::ALL,
         SubscriptionState::as_str,
     )?;
+    let integration = opt_field(
+        "integration",
+        query.integration.as_deref(),
+        IntegrationId::parse,
+    )?;
     let rows = state
         .store
         .subscriptions(&SubscriptionFilter {
             email: email.as_ref().map(Email::as_str),
             product: product.as_ref().map(ProductKey::as_str),
             state: query.state.as_deref(),
-            integration: query.integration.as_deref(),
+            integration: integration.as_ref().map(IntegrationId::as_str),
             before: pagination::cursor(query.cursor.as_deref())?.as_deref(),
             limit: limit + 1,
         })

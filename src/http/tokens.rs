@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::app;
 use super::auth::Admin;
 use super::error::{ApiResult, Problem};
 use super::extract::{Body, Params};
 use super::pagination::{Page, Paging, page_loaded};
+use crate::app;
 use crate::domain::Instant;
 use crate::secret::Secret;
 use crate::store::{Scope, Token};
@@ -96,9 +96,14 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         Json(
-            app::tokens::create(&state.store, token_name(&body.name)?, body.scope, time_fmt::now())
-                .await?
-                .into(),
+            app::tokens::create(
+                &state.store,
+                token_name(&body.name)?,
+                body.scope,
+                time_fmt::now(),
+            )
+            .await?
+            .into(),
         ),
     ))
 }

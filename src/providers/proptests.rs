@@ -14,8 +14,8 @@ use serde_json::{Map, Number, Value};
 use sha2::Sha256;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::crypto::standard_webhooks::{self, VerifyError};
 use super::*;
+use crate::crypto::standard_webhooks::{self, VerifyError};
 use crate::domain::{Instant, Provider};
 use crate::secret::Secret;
 use crate::time_fmt;

@@ -6,10 +6,10 @@ use crate::domain::Instant;
 use crate::domain::order::Event;
 use crate::secret::Secret;
 
-use crate::crypto::standard_webhooks;
 use super::{
     Authenticated, Fields, Malformed, Meaning, OrderEvent, Parsed, Request, Unauthenticated,
 };
+use crate::crypto::standard_webhooks;
 
 pub fn authenticate(
     secret: &Secret,

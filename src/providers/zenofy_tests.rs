@@ -439,7 +439,11 @@ fn dates_may_be_unix_seconds_or_milliseconds() {
             o["renewal"]["newPeriodEnd"] = raw.clone();
         });
         let event = subscription(&body);
-        assert_eq!((event.period_start, event.period_end), (Some(at), Some(at)), "{raw}");
+        assert_eq!(
+            (event.period_start, event.period_end),
+            (Some(at), Some(at)),
+            "{raw}"
+        );
         let paid = with(ORDER_PAID, "paidAt", raw.clone());
         match parse(&paid).unwrap().meaning {
             Meaning::Order(order) => assert_eq!(order.paid_at, Some(at), "{raw}"),

@@ -35,7 +35,10 @@ const USAGE_SUCCESS: &[u8] =
 /// Merchant events, the bare entity (`fixtures/zid/merchant/README.md`).
 macro_rules! merchant {
     ($name:literal) => {
-        ($name, include_bytes!(concat!("../../fixtures/zid/merchant/", $name, ".json")) as &[u8])
+        (
+            $name,
+            include_bytes!(concat!("../../fixtures/zid/merchant/", $name, ".json")) as &[u8],
+        )
     };
 }
 const ORDER_EVENTS: [(&str, &[u8]); 3] = [
@@ -394,7 +397,10 @@ fn order_buyer() -> Option<OrderBuyer> {
 #[test]
 fn every_documented_order_event_is_an_order_of_the_integration() {
     let expected = [
-        ("order status new, payment pending", order::Event::Progressed),
+        (
+            "order status new, payment pending",
+            order::Event::Progressed,
+        ),
         ("order status preparing, payment paid", order::Event::Paid),
         ("order status new, payment paid", order::Event::Paid),
     ];
@@ -476,7 +482,11 @@ fn the_order_event_is_read_from_the_current_state() {
                     None => o.remove("payment_status"),
                 };
             });
-            assert_eq!(merchant_order(&body).1.event, expected, "{status} / {payment:?}");
+            assert_eq!(
+                merchant_order(&body).1.event,
+                expected,
+                "{status} / {payment:?}"
+            );
         }
     }
 }
@@ -534,8 +544,14 @@ fn an_order_without_a_usable_customer_or_products_has_no_buyer() {
 #[test]
 fn the_customer_email_is_normalised_and_every_product_kept() {
     let body = edited(ORDER_CREATE, |o| {
-        o.insert("customer".into(), json!({"email": "  Example.User@EMAIL.com "}));
-        o.insert("products".into(), json!([{"id": "a"}, {"id": 7}, {"id": "a"}]));
+        o.insert(
+            "customer".into(),
+            json!({"email": "  Example.User@EMAIL.com "}),
+        );
+        o.insert(
+            "products".into(),
+            json!([{"id": "a"}, {"id": 7}, {"id": "a"}]),
+        );
     });
     assert_eq!(
         merchant_order(&body).1.buyer,

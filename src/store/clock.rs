@@ -62,6 +62,22 @@ impl Store {
         if current.snapshot.state != State::Active {
             return Ok(false);
         }
+        // Still lapsed as this transaction reads it: a renewal that committed
+        // since the lapsed rows were listed moved the period on (its row and
+        // its version together: a renewal committing after this read makes
+        // the compare-and-set below fail, and the retry reads it).
+        let lapsed = sqlx::query(
+            "SELECT 1 AS lapsed FROM entitlements
+             WHERE source_kind = 'subscription' AND source_id = $1 AND state = 'active'
+                 AND access_until < $2",
+        )
+        .bind(id)
+        .bind(micros(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if lapsed.is_none() {
+            return Ok(false);
+        }
         let incoming = Incoming {
             event: Event::Expired,
             email: current.snapshot.email.clone(),

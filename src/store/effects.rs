@@ -166,4 +166,3 @@ pub(super) async fn recompute_product(
     touches::touch_product(tx, product).await?;
     Ok(())
 }
-

@@ -38,4 +38,3 @@ pub(super) async fn stored_policies(pool: &sqlx::AnyPool) -> Result<Vec<(Product
     })
     .collect()
 }
-

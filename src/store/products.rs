@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 
 use super::changes::Answer;
-use super::tx::{Attempt, retrying};
 use super::policies::{POLICY_COLUMNS, policy_from_row};
+use super::tx::{Attempt, retrying};
 use super::{Result, Store, instant, micros, text, trusted};
 use crate::domain::access;
 use crate::domain::{Email, Instant, Policy, ProductKey};

@@ -753,7 +753,11 @@ fn inserted(result: Result<bool>) -> Result<Written> {
 }
 
 fn updated(done: bool) -> Written {
-    if done { Written::Updated } else { Written::Lost }
+    if done {
+        Written::Updated
+    } else {
+        Written::Lost
+    }
 }
 
 async fn write_subscription(

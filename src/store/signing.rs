@@ -2,8 +2,8 @@
 //! signs with the same key and publishes the same set.
 
 use super::{Result, Store, StoreError, micros, opt_text, text};
-use crate::domain::Instant;
 use crate::crypto::jws::{Jwk, SigningKey};
+use crate::domain::Instant;
 
 /// How long a retired key stays published: the longest a token lives, and a
 /// margin for clocks that disagree and verifiers' leeway.

@@ -244,7 +244,10 @@ async fn record_decision(
 
 /// The one INSERT of a subscription row; `false` when one with its
 /// (integration, external id) exists already.
-pub(super) async fn insert_row(tx: &mut AnyConnection, record: &SubscriptionRecord) -> Result<bool> {
+pub(super) async fn insert_row(
+    tx: &mut AnyConnection,
+    record: &SubscriptionRecord,
+) -> Result<bool> {
     let s = &record.snapshot;
     let inserted = sqlx::query(trusted(format!(
         "INSERT INTO subscriptions ({COLUMNS})

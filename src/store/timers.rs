@@ -79,4 +79,3 @@ pub(super) async fn set(tx: &mut AnyConnection, timers: &[Timer<'_>]) -> Result<
     }
     Ok(())
 }
-

@@ -53,4 +53,3 @@ impl Store {
             .rows_affected())
     }
 }
-

@@ -353,9 +353,10 @@ mod tests {
     async fn deliveries_that_wait_together_commit_together() {
         let dir = std::env::temp_dir().join(format!("entitled-writer-{}", crate::store::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (store, _workers) = crate::workers::connect(&format!("sqlite://{}/e.db", dir.display()))
-            .await
-            .unwrap();
+        let (store, _workers) =
+            crate::workers::connect(&format!("sqlite://{}/e.db", dir.display()))
+                .await
+                .unwrap();
         let (integration, _) = store
             .put_integration(
                 &IntegrationId::parse("zen").unwrap(),

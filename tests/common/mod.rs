@@ -411,7 +411,8 @@ impl Drop for TestApp {
                     .build()
                     .ok()?;
                 rt.block_on(async {
-                    let (admin, _background) = Store::connect_without_migrating(&base).await.ok()?;
+                    let (admin, _background) =
+                        Store::connect_without_migrating(&base).await.ok()?;
                     let _ = admin
                         .execute_admin(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                         .await;

@@ -561,7 +561,7 @@ async fn replay(
 ) -> PageResult {
     let form = Form::parse(&body);
     check_form(&state, &headers, &session, &form)?;
-    let recorded = crate::http::deliveries::replay_delivery(&state, &id).await?;
+    let recorded = crate::app::deliveries::replay(&state.store, &id, time_fmt::now()).await?;
     let outcome: crate::http::webhooks::DeliveryAnswer = recorded.into();
     let done = format!(
         "Replayed: {}{}.",
