@@ -33,6 +33,8 @@ use workers::Workers;
 pub enum Error {
     #[error("storage: {0}")]
     Store(#[from] store::StoreError),
+    #[error("{0}")]
+    App(#[from] app::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -146,7 +148,7 @@ pub async fn rotate_signing_key(args: config::DatabaseArgs) -> Result<(), Error>
     let (store, background) = Store::connect_without_migrating(&args.database_url).await?;
     let workers = Workers::of_store(background);
     store.migrate().await?;
-    let rotation = store.rotate_signing_key(time_fmt::now()).await;
+    let rotation = app::signing_keys::rotate(&store, time_fmt::now()).await;
     store.close().await;
     workers.stop();
     let rotation = rotation?;

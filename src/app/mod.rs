@@ -7,7 +7,10 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod grants;
+pub mod integrations;
+pub mod orders;
 pub mod products;
+pub mod signing_keys;
 pub mod tokens;
 
 use crate::store::StoreError;

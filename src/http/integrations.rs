@@ -162,20 +162,19 @@ async fn put(
                 })
         })
         .collect::<Result<_, _>>()?;
-    let (integration, created) = state
-        .store
-        .put_integration(
-            &id,
-            &IntegrationPut {
-                provider,
-                secret: &Secret::new(body.secret),
-                product_map: &product_map,
-                enabled: body.enabled,
-                keep_previous_secret_seconds,
-            },
-            crate::time_fmt::now(),
-        )
-        .await?;
+    let (integration, created) = crate::app::integrations::put(
+        &state.store,
+        &id,
+        &IntegrationPut {
+            provider,
+            secret: &Secret::new(body.secret),
+            product_map: &product_map,
+            enabled: body.enabled,
+            keep_previous_secret_seconds,
+        },
+        crate::time_fmt::now(),
+    )
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -269,9 +268,6 @@ async fn delete(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.store.delete_integration(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("no integration {id:?}")))
-    }
+    crate::app::integrations::delete(&state.store, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -17,7 +17,6 @@ use super::subscriptions::HistoryView;
 use crate::domain::access::SourceKind;
 use crate::domain::order::State as OrderState;
 use crate::domain::{Email, Instant, IntegrationId, ProductKey};
-use crate::ingest::{self, RegisterError};
 use crate::store::{OrderFilter, OrderRecord};
 use crate::time_fmt::serde_rfc3339;
 
@@ -147,30 +146,21 @@ async fn register(
         &body.external_id,
         super::rules::MAX_EXTERNAL_ID,
     )?;
-    let result = ingest::register_order(
+    let (order, created) = crate::app::orders::register(
         &state.store,
-        integration.as_str(),
+        &integration,
         external_id,
         &email,
         &product,
         crate::time_fmt::now(),
     )
-    .await;
-    match result {
-        Ok((order, created)) => {
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok((status, Json(order.into())))
-        }
-        Err(e @ (RegisterError::UnknownIntegration(_) | RegisterError::NotRegistrable { .. })) => {
-            Err(ApiError::invalid("integration", e.to_string()))
-        }
-        Err(e @ RegisterError::Conflict { .. }) => Err(ApiError::Conflict(e.to_string())),
-        Err(RegisterError::Store(e)) => Err(e.into()),
-    }
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(order.into())))
 }
 
 /// List orders.
