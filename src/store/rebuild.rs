@@ -260,28 +260,20 @@ impl Store {
             .collect()
     }
 
-    /// The clock's rule for one subscription at `at`, as a tick applies it:
-    /// expired when active and its window (period plus grace) closed before
-    /// `at`. `true` when it was expired.
+    /// The clock's rule for one subscription at `at`, as a tick applies it
+    /// (`expire_subscription` checks the lapse in its transaction): `true`
+    /// when it was expired.
     pub async fn expire_if_lapsed(
         &self,
         (integration, external_id): (&str, &str),
         at: Instant,
     ) -> Result<bool> {
-        let lapsed = sqlx::query(
-            "SELECT s.id AS id FROM subscriptions s
-             JOIN entitlements e ON e.source_kind = 'subscription' AND e.source_id = s.id
-             WHERE s.integration = $1 AND s.external_id = $2
-                 AND e.state = 'active' AND e.access_until < $3
-             LIMIT 1",
-        )
-        .bind(integration)
-        .bind(external_id)
-        .bind(micros(at))
-        .fetch_optional(&self.pool)
-        .await?;
-        match lapsed {
-            Some(row) => self.expire_subscription(&text(&row, "id")?, at).await,
+        let mut conn = self.pool.acquire().await?;
+        let found =
+            super::subscriptions::load_for_update(&mut conn, integration, external_id).await?;
+        drop(conn);
+        match found {
+            Some(subscription) => self.expire_subscription(&subscription.id, at).await,
             None => Ok(false),
         }
     }
